@@ -1,0 +1,125 @@
+"""`Backend`: the small class a plugin writes to move bytes to and from a medium.
+
+A backend implements five primitives (`read`, `write`, `delete`, `stat`, `list_keys`) and may
+override the derived methods below them to go faster (batch calls, a native atomic `pop`, streaming
+handles). `Store` does everything else (keys, serialization, options, filters) the same way for
+every backend, so a backend never parses values and only ever sees normalised, store-relative keys.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any, ClassVar
+
+from anystore.io import WriteHandle, spooled_write_handle
+
+
+@dataclass(frozen=True)
+class BackendStat:
+    """What a backend knows about a stored value (times are timezone-aware UTC)."""
+
+    size: int
+    created_at: datetime
+    updated_at: datetime
+    mimetype: str | None = None
+    expires_at: datetime | None = None
+
+
+class Backend:
+    """Base class of every backend; subclasses set `scheme`-independent behaviour only.
+
+    Contract for implementers:
+
+    * Keys are normalised and relative to the store's root; map them onto the medium yourself
+      (a folder, a Redis prefix, a table and prefix) and never touch anything outside the root.
+    * `write(..., ttl=)` must make the key invisible to every read and listing once `ttl` seconds
+      have passed. A backend that cannot honour TTLs sets `supports_ttl = False`; `Store` then
+      refuses TTLs with a clear error instead of ignoring them.
+    * A missing key is `None` from `read`/`stat`/`pop`/`open_read`, never an exception.
+    * Map client errors to `anystore.exceptions` (`BackendUnavailable`, `ReadOnly`, ...).
+    """
+
+    supports_ttl: ClassVar[bool] = True
+    read_only: ClassVar[bool] = False
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        self.uri = uri
+        self.options = options
+
+    # -- primitives: every backend implements these ------------------------------------------
+
+    def read(self, key: str) -> bytes | None:
+        """Return the stored bytes, or None if the key is missing or expired."""
+        raise NotImplementedError
+
+    def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
+        """Store `data` at `key` atomically (readers see the old or the new value, never a mix)."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+        raise NotImplementedError
+
+    def stat(self, key: str) -> BackendStat | None:
+        """Return size and times of `key`, or None if it is missing or expired."""
+        raise NotImplementedError
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Yield, lazily, every live key equal to `prefix` or below it (whole segments).
+
+        `prefix` is "" for everything. Order is unspecified. Never yield reserved names
+        (segments starting with `.~anystore`).
+        """
+        raise NotImplementedError
+
+    # -- derived: override to go faster ------------------------------------------------------
+
+    def exists(self, key: str) -> bool:
+        """Tell whether `key` holds a live value."""
+        return self.stat(key) is not None
+
+    def pop(self, key: str) -> bytes | None:
+        """Read and delete `key`; override with a native atomic form where the medium has one."""
+        data = self.read(key)
+        if data is not None:
+            self.delete(key)
+        return data
+
+    def read_many(self, keys: list[str]) -> Iterator[tuple[str, bytes]]:
+        """Yield `(key, data)` for the keys that exist; missing ones are left out."""
+        for key in keys:
+            data = self.read(key)
+            if data is not None:
+                yield key, data
+
+    def write_many(self, items: list[tuple[str, bytes]], ttl: float | None = None) -> None:
+        """Write every `(key, data)` pair."""
+        for key, data in items:
+            self.write(key, data, ttl)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete every key; missing ones are ignored."""
+        for key in keys:
+            self.delete(key)
+
+    def open_read(self, key: str) -> IO[bytes] | None:
+        """Return a binary handle positioned at the start of the value, or None if missing.
+
+        The default reads the whole value; override to stream in bounded memory.
+        """
+        data = self.read(key)
+        return None if data is None else io.BytesIO(data)
+
+    def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
+        """Return a handle whose bytes become the value of `key` on a clean close.
+
+        The default spools to a temporary file and calls `write` with the whole value; override
+        to stream to the medium.
+        """
+        return spooled_write_handle(lambda spool: self.write(key, spool.read(), ttl))
+
+    def close(self) -> None:
+        """Release connections or handles; the default has none."""

@@ -1,0 +1,1 @@
+"""The backends that ship with anystore-core: memory, local files, and generic fsspec."""

@@ -1,0 +1,268 @@
+"""Local files: plain paths, `file://path`, and the embedded default `.anystore`.
+
+A key is a file below the root folder; its segments are folders. Writes go to a temp file in the
+target's own folder and are renamed into place, so no reader ever sees half a value and a crash
+leaves the old value. Listing walks only the folders below the requested prefix, lazily.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from anystore.backend import Backend, BackendStat
+from anystore.backends import sidecar
+from anystore.exceptions import InvalidKey, ReadOnly
+from anystore.io import WriteHandle
+from anystore.keys import RESERVED_PREFIX
+
+_OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+class LocalBackend(Backend):
+    """Stores each value as a file below a root folder (created on first write).
+
+    Options: `fsync=True` flushes every write to disk before it is renamed into place (durable
+    across power loss, much slower).
+    """
+
+    def __init__(self, uri: str, fsync: bool = False, **options: Any) -> None:
+        super().__init__(uri, **options)
+        path = uri.partition("://")[2] if "://" in uri else uri
+        self.root = os.path.abspath(os.path.expanduser(path or "."))
+        self.fsync = fsync
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    def _sidecar(self, path: str) -> str:
+        head, name = os.path.split(path)
+        return os.path.join(head, sidecar.sidecar_name(name))
+
+    def _expired(self, path: str) -> bool:
+        """True if `path` has a TTL that has passed (and then removes both files)."""
+        side = self._sidecar(path)
+        if not os.path.exists(side):
+            return False
+        try:
+            with open(side, "rb") as handle:
+                expired = sidecar.is_expired(handle.read())
+        except FileNotFoundError:
+            return False
+        if expired:
+            self._remove(path)
+        return expired
+
+    def _remove(self, path: str) -> None:
+        for target in (path, self._sidecar(path)):
+            try:
+                os.unlink(target)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                pass
+
+    # -- primitives --------------------------------------------------------------------------
+
+    def read(self, key: str) -> bytes | None:
+        path = self._path(key)
+        if self._expired(path):
+            return None
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
+        path = self._path(key)
+        temp, fd = self._open_temp(key, path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                if self.fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            self._publish(key, temp, path, ttl)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        self._remove(path)
+        self._prune(os.path.dirname(path))
+
+    def _prune(self, folder: str) -> None:
+        """Remove folders left empty by a delete, up to (not including) the root."""
+        while len(folder) > len(self.root) and folder.startswith(self.root):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return
+            folder = os.path.dirname(folder)
+
+    def stat(self, key: str) -> BackendStat | None:
+        path = self._path(key)
+        try:
+            result = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not os.path.isfile(path) or self._expired(path):
+            return None
+        expires = None
+        try:
+            with open(self._sidecar(path), "rb") as handle:
+                expires = sidecar.expires_at(handle.read())
+        except FileNotFoundError:
+            pass
+        return BackendStat(
+            size=result.st_size,
+            # A rename replaces the file, so the filesystem cannot keep the first write's time.
+            created_at=_utc(result.st_mtime),
+            updated_at=_utc(result.st_mtime),
+            expires_at=_utc(expires) if expires is not None else None,
+        )
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        start = self._path(prefix) if prefix else self.root
+        if prefix and os.path.isfile(start):
+            if not self._expired(start):
+                yield prefix
+            return
+        stack = [(start, prefix)]
+        while stack:
+            folder, key_prefix = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            ttl_names = {
+                e.name[len(sidecar.TTL_PREFIX) :]
+                for e in entries
+                if e.name.startswith(sidecar.TTL_PREFIX)
+            }
+            subfolders = []
+            for entry in entries:
+                name = entry.name
+                if name.startswith(RESERVED_PREFIX):
+                    continue
+                key = f"{key_prefix}/{name}" if key_prefix else name
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append((entry.path, key))
+                elif name in ttl_names and self._expired(entry.path):
+                    continue
+                else:
+                    yield key
+            stack.extend(reversed(subfolders))
+
+    # -- derived, faster ---------------------------------------------------------------------
+
+    def exists(self, key: str) -> bool:
+        path = self._path(key)
+        return os.path.isfile(path) and not self._expired(path)
+
+    def pop(self, key: str) -> bytes | None:
+        path = self._path(key)
+        if self._expired(path):
+            return None
+        # Renaming first makes pop atomic: of two concurrent pops, only one gets the file.
+        head = os.path.dirname(path)
+        taken = os.path.join(head, sidecar.temp_name())
+        try:
+            os.rename(path, taken)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        try:
+            with open(taken, "rb") as handle:
+                return handle.read()
+        finally:
+            _unlink_quietly(taken)
+            _unlink_quietly(self._sidecar(path))
+
+    def open_read(self, key: str) -> IO[bytes] | None:
+        path = self._path(key)
+        if self._expired(path):
+            return None
+        try:
+            return open(path, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
+        path = self._path(key)
+        temp, fd = self._open_temp(key, path)
+        handle = os.fdopen(fd, "wb")
+
+        def commit(target: IO[bytes]) -> None:
+            target.flush()
+            if self.fsync:
+                os.fsync(target.fileno())
+            target.close()
+            self._publish(key, temp, path, ttl)
+
+        def abort(target: IO[bytes]) -> None:
+            target.close()
+            _unlink_quietly(temp)
+
+        return WriteHandle(handle, commit, abort)
+
+    # -- writing helpers ---------------------------------------------------------------------
+
+    def _open_temp(self, key: str, path: str) -> tuple[str, int]:
+        """Create an exclusive temp file beside `path` (making folders as needed)."""
+        head = os.path.dirname(path)
+        temp = os.path.join(head, sidecar.temp_name())
+        try:
+            try:
+                return temp, os.open(temp, _OPEN_NEW, 0o666)
+            except FileNotFoundError:
+                os.makedirs(head, exist_ok=True)
+                return temp, os.open(temp, _OPEN_NEW, 0o666)
+        except (NotADirectoryError, FileExistsError) as error:
+            raise InvalidKey(
+                f"Invalid key {key!r}: a part of it is already a value in {self.root}; on local "
+                "files a key cannot be both a value and a folder of other keys"
+            ) from error
+        except PermissionError as error:
+            raise ReadOnly(f"Cannot write {key!r} below {self.root}: {error}") from error
+        except OSError as error:
+            if error.errno == errno.ENAMETOOLONG:
+                raise InvalidKey(f"Invalid key {key!r}: too long for this filesystem") from error
+            raise
+
+    def _publish(self, key: str, temp: str, path: str, ttl: float | None) -> None:
+        side = self._sidecar(path)
+        if ttl:
+            with open(side, "wb") as handle:
+                handle.write(sidecar.expiry_text(ttl))
+        else:
+            _unlink_quietly(side)
+        try:
+            os.replace(temp, path)
+            return
+        except IsADirectoryError as error:
+            conflict = error
+        try:
+            # An empty folder (left by another tool) may give way to the value.
+            os.rmdir(path)
+            os.replace(temp, path)
+        except OSError:
+            raise InvalidKey(
+                f"Invalid key {key!r}: it is a folder of other keys in {self.root}; on local "
+                "files a key cannot be both a value and a folder"
+            ) from conflict
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,139 @@
+"""`memory://[name][/prefix]`: a named, process-wide, thread-safe namespace of bytes.
+
+Every store opened on the same name sees the same data (so two `get_store("memory://cache")`
+calls share it); `memory://` alone is the namespace named "". This is not fsspec's global memory
+filesystem: nothing here is visible to fsspec and vice versa.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from anystore.backend import Backend, BackendStat
+from anystore.keys import normalize_prefix
+
+
+class _Entry:
+    __slots__ = ("created", "data", "expires", "updated")
+
+    def __init__(self, data: bytes, created: float, updated: float, expires: float | None) -> None:
+        self.data = data
+        self.created = created
+        self.updated = updated
+        self.expires = expires
+
+
+class _Namespace:
+    def __init__(self) -> None:
+        self.entries: dict[str, _Entry] = {}
+        self.lock = threading.Lock()
+
+
+_namespaces: dict[str, _Namespace] = {}
+_namespaces_lock = threading.Lock()
+
+
+def _namespace(name: str) -> _Namespace:
+    with _namespaces_lock:
+        namespace = _namespaces.get(name)
+        if namespace is None:
+            namespace = _namespaces[name] = _Namespace()
+        return namespace
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+class MemoryBackend(Backend):
+    """Keeps values in a dict shared by every store on the same namespace name."""
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri, **options)
+        rest = uri.partition("://")[2]
+        name, _, path = rest.partition("/")
+        self._namespace = _namespace(name)
+        self._entries = self._namespace.entries
+        self._lock = self._namespace.lock
+        prefix = normalize_prefix(path)
+        self._prefix = prefix + "/" if prefix else ""
+
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._entries.get(self._prefix + key)
+        if entry is not None and entry.expires is not None and entry.expires <= time.time():
+            with self._lock:
+                # Only drop it if nobody replaced it meanwhile.
+                if self._entries.get(self._prefix + key) is entry:
+                    del self._entries[self._prefix + key]
+            return None
+        return entry
+
+    def read(self, key: str) -> bytes | None:
+        entry = self._live(key)
+        return None if entry is None else entry.data
+
+    def exists(self, key: str) -> bool:
+        return self._live(key) is not None
+
+    def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
+        now = time.time()
+        expires = now + ttl if ttl else None
+        full = self._prefix + key
+        with self._lock:
+            old = self._entries.get(full)
+            # An overwrite keeps created_at; an expired entry counts as gone.
+            alive = old is not None and (old.expires is None or old.expires > now)
+            created = old.created if alive else now  # type: ignore[union-attr]
+            self._entries[full] = _Entry(data, created, now, expires)
+
+    def write_many(self, items: list[tuple[str, bytes]], ttl: float | None = None) -> None:
+        for key, data in items:
+            self.write(key, data, ttl)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(self._prefix + key, None)
+
+    def pop(self, key: str) -> bytes | None:
+        with self._lock:
+            entry = self._entries.pop(self._prefix + key, None)
+        if entry is None or (entry.expires is not None and entry.expires <= time.time()):
+            return None
+        return entry.data
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries.pop(self._prefix + key, None)
+
+    def stat(self, key: str) -> BackendStat | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        return BackendStat(
+            size=len(entry.data),
+            created_at=_utc(entry.created),
+            updated_at=_utc(entry.updated),
+            expires_at=_utc(entry.expires) if entry.expires is not None else None,
+        )
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        base = self._prefix + prefix
+        # Snapshot the key list so that writers are never blocked by a slow consumer.
+        with self._lock:
+            keys = list(self._entries)
+        now = time.time()
+        start = len(self._prefix)
+        for key in keys:
+            if prefix and not (key == base or key.startswith(base + "/")):
+                continue
+            if not key.startswith(self._prefix):
+                continue
+            entry = self._entries.get(key)
+            if entry is None or (entry.expires is not None and entry.expires <= now):
+                continue
+            yield key[start:]

@@ -1,0 +1,107 @@
+"""The `anystore` command: put, get, delete, exists, keys, info and backends on any store.
+
+Values move as raw bytes (what `put` reads is exactly what `get` prints). A missing key exits 1,
+bad input exits 2, each with one line on stderr; never a traceback for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from anystore.exceptions import AnystoreError, DoesNotExist
+
+EXIT_MISSING = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anystore", description="Store and read values in any anystore backend."
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URI",
+        default=None,
+        help="store URI (default: ANYSTORE_URI or .anystore)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    put = commands.add_parser("put", help="write VALUE (or stdin with '-' or no VALUE) at KEY")
+    put.add_argument("key")
+    put.add_argument("value", nargs="?", default="-")
+    put.add_argument("--ttl", type=float, default=None, help="seconds until the key expires")
+    commands.add_parser("get", help="print the value at KEY").add_argument("key")
+    commands.add_parser("delete", help="delete KEY (missing keys are fine)").add_argument("key")
+    commands.add_parser("exists", help="exit 0 if KEY exists, else 1").add_argument("key")
+    commands.add_parser("info", help="print KEY's size, times and mimetype as JSON").add_argument(
+        "key"
+    )
+    keys = commands.add_parser("keys", help="list keys, one per line")
+    keys.add_argument("--prefix", default=None)
+    keys.add_argument("--exclude-prefix", default=None)
+    keys.add_argument("--glob", default=None)
+    commands.add_parser("backends", help="list installed plugins, their schemes and versions")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from anystore.store import get_store
+
+    out = sys.stdout.buffer
+    if args.command == "backends":
+        from anystore.plugins import installed_plugins
+
+        for plugin in installed_plugins():
+            schemes = ", ".join(
+                "(other fsspec protocols)" if s == "*" else f"{s}://"
+                for s in sorted(plugin.schemes)
+            )
+            print(f"{plugin.name}\t{plugin.distribution} {plugin.version}\t{schemes}")
+        return 0
+    store = get_store(args.store, serialization_mode="raw")
+    if args.command == "put":
+        if args.value == "-":
+            with store.open(args.key, "wb", ttl=args.ttl) as handle:
+                while chunk := sys.stdin.buffer.read(1024 * 1024):
+                    handle.write(chunk)
+        else:
+            store.put(args.key, args.value.encode("utf-8"), ttl=args.ttl)
+    elif args.command == "get":
+        handle = store.open(args.key, "rb")
+        with handle:  # type: ignore[union-attr]
+            while chunk := handle.read(1024 * 1024):  # type: ignore[union-attr]
+                out.write(chunk)
+        out.flush()
+    elif args.command == "delete":
+        store.delete(args.key)
+    elif args.command == "exists":
+        found = store.exists(args.key)
+        print("true" if found else "false")
+        return 0 if found else EXIT_MISSING
+    elif args.command == "info":
+        print(store.info(args.key).model_dump_json())  # type: ignore[union-attr]
+    elif args.command == "keys":
+        for key in store.iterate_keys(args.prefix, args.exclude_prefix, args.glob):
+            print(key)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 missing key, 2 bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except DoesNotExist as error:
+        print(f"anystore: {error}", file=sys.stderr)
+        return EXIT_MISSING
+    except BrokenPipeError:
+        return 0
+    except (AnystoreError, ValueError, OSError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"anystore: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Turning values into bytes and back, in the modes `auto`, `raw`, `json` and `pickle`.
+
+`auto` never pickles and never unpickles: unpickling bytes that someone else wrote runs their code,
+so `pickle` must be chosen explicitly, on write and on read.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from anystore.exceptions import SerializationError
+
+# The first byte of anything orjson could parse (after optional whitespace). Checking it first
+# keeps `auto` from raising and catching a JSON error for every plain-text value.
+_JSON_START = frozenset(b'{["-0123456789tfn \t\r\n')
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _pydantic_base() -> type | None:
+    # A value can only be a pydantic model if pydantic is already imported; asking sys.modules
+    # keeps pydantic's import cost off the start-up of stores that never see a model.
+    pydantic = sys.modules.get("pydantic")
+    return pydantic.BaseModel if pydantic is not None else None
+
+
+def _json_default(value: Any) -> Any:
+    base = _pydantic_base()
+    if base is not None and isinstance(value, base):
+        return value.model_dump(mode="json")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    raise TypeError(type(value).__name__)
+
+
+def to_json(value: Any) -> bytes:
+    """Encode `value` as JSON bytes, or raise `SerializationError`."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError) as error:
+        raise SerializationError(
+            f"Cannot encode a {type(value).__name__} as JSON ({error}). Convert it to a JSON type "
+            "or a pydantic model, or choose serialization_mode='pickle' explicitly (on write and "
+            "on read)."
+        ) from None
+
+
+def encode(value: Any, mode: str, func: Callable[[Any], Any] | None = None) -> bytes:
+    """Turn `value` into the bytes to store; raises `SerializationError` if the mode cannot."""
+    if func is not None:
+        value = func(value)
+    if mode == "auto":
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        base = _pydantic_base()
+        if base is not None and isinstance(value, base):
+            return value.model_dump_json().encode("utf-8")
+        return to_json(value)
+    if mode == "raw":
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        raise SerializationError(
+            f"serialization_mode='raw' stores bytes, not {type(value).__name__}: encode the value "
+            "yourself or use serialization_mode='auto'."
+        )
+    if mode == "json":
+        return to_json(value)
+    if mode == "pickle":
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            raise SerializationError(f"Cannot pickle {type(value).__name__}: {error}") from error
+    raise SerializationError(f"Unknown serialization_mode {mode!r}: use auto, raw, json or pickle")
+
+
+def decode_auto(data: bytes) -> Any:
+    """JSON if the bytes are JSON, else UTF-8 text, else the bytes themselves."""
+    if data and data[0] in _JSON_START:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def decode(
+    data: bytes,
+    mode: str,
+    model: type | None = None,
+    func: Callable[[bytes], Any] | None = None,
+) -> Any:
+    """Turn stored bytes back into a value; raises `SerializationError` if they do not fit."""
+    if func is not None:
+        return func(data)
+    if model is not None and mode != "pickle":
+        return _validate(model, data)
+    if mode == "auto":
+        return decode_auto(data)
+    if mode == "raw":
+        return data
+    if mode == "json":
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            raise SerializationError(f"Stored bytes are not JSON ({error}).") from None
+    if mode == "pickle":
+        try:
+            value = pickle.loads(data)
+        except Exception as error:
+            raise SerializationError(f"Stored bytes are not a pickle ({error}).") from error
+        return _validate(model, value) if model is not None else value
+    raise SerializationError(f"Unknown serialization_mode {mode!r}: use auto, raw, json or pickle")
+
+
+def _validate(model: type, data: Any) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        if isinstance(data, (bytes, str)):
+            return model.model_validate_json(data)  # type: ignore[attr-defined]
+        return model.model_validate(data)  # type: ignore[attr-defined]
+    except ValidationError as error:
+        raise SerializationError(
+            f"Stored value does not validate as {model.__name__}: {error}"
+        ) from None
+    except AttributeError:
+        raise SerializationError(f"model= must be a pydantic model class, not {model!r}") from None

@@ -1,0 +1,48 @@
+"""Settings read from the environment (prefix `ANYSTORE_`, nested delimiter `__`).
+
+Keyword options to `get_store()` win over these, and these win over the defaults. Plugins add their
+own classes with their own prefix (`ANYSTORE_REDIS_`, `ANYSTORE_SQL_`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from anystore.options import DEFAULT_URI
+
+SerializationMode = Literal["auto", "raw", "json", "pickle"]
+
+
+class Settings(BaseSettings):
+    """The core settings; each field is also a `get_store()` keyword (`uri` is its argument)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ANYSTORE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    uri: str = Field(DEFAULT_URI, description="The store opened by get_store() without a URI.")
+    serialization_mode: SerializationMode = Field("auto", description="auto, raw, json or pickle.")
+    raise_on_nonexist: bool = Field(True, description="Raise DoesNotExist for a missing key.")
+    default_ttl: int | None = Field(None, description="Seconds until a written key expires.")
+    store_none_values: bool = Field(True, description="Store None as JSON null (else skip).")
+    backend_config: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword options passed to the backend."
+    )
+    disable_plugins: str = Field(
+        "", description="Comma-separated plugin names not to load (entry-point names)."
+    )
+
+    @field_validator("default_ttl")
+    @classmethod
+    def _ttl_positive(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("default_ttl must be a positive number of seconds, or unset")
+        return value
+
+    @property
+    def disabled_plugins(self) -> set[str]:
+        """The names in `disable_plugins`, stripped, without empties."""
+        return {name.strip() for name in self.disable_plugins.split(",") if name.strip()}

@@ -1,0 +1,411 @@
+"""`Store`: the one public class every backend is used through, and `get_store()` that opens one.
+
+Everything a user sees (keys, serialization, missing-key policy, TTL defaults, filters, `Stats`)
+lives here once, so that the same code behaves the same on every backend. The backend only moves
+bytes. Each method takes its options per call too; the call wins over the store's options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from itertools import islice
+from typing import IO, TYPE_CHECKING, Any
+
+from anystore.backend import Backend
+from anystore.exceptions import DoesNotExist, InvalidOption, mask_uri
+from anystore.io import CHUNK_SIZE, TextWriteHandle, iter_lines
+from anystore.keys import (
+    compile_glob,
+    glob_literal_prefix,
+    is_under,
+    join,
+    normalize_key,
+    normalize_prefix,
+    relative_to,
+)
+from anystore.options import DEFAULT_URI, OPTION_NAMES, StoreOptions, check_ttl, environment_options
+from anystore.serialization import decode, encode
+
+if TYPE_CHECKING:
+    from anystore.stats import Stats
+
+# put_many and get_many hand the backend batches of this many keys, so that any iterable can be
+# written in bounded memory while each batch still gets the backend's fast path.
+BATCH_SIZE = 1000
+
+
+class Store:
+    """A key-value store over one backend. Open one with `anystore.get_store()`.
+
+    Missing keys raise `DoesNotExist` unless `raise_on_nonexist=False`; invalid keys raise
+    `InvalidKey` before the backend is touched.
+    """
+
+    def __init__(self, backend: Backend, uri: str, options: StoreOptions | None = None) -> None:
+        self.backend = backend
+        self.uri = mask_uri(uri)
+        self.options = options or StoreOptions()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.uri} ({type(self.backend).__name__})>"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the backend's connections (the store can't be used afterwards)."""
+        self.backend.close()
+
+    # -- option helpers ----------------------------------------------------------------------
+
+    def _missing(self, key: str, raise_on_nonexist: bool | None) -> None:
+        if raise_on_nonexist is None:
+            raise_on_nonexist = self.options.raise_on_nonexist
+        if raise_on_nonexist:
+            raise DoesNotExist(f"Key {key!r} does not exist in {self.uri}")
+        return None
+
+    def _ttl(self, ttl: float | None) -> float | None:
+        if ttl is None:
+            ttl = self.options.default_ttl
+            if ttl is None:
+                return None
+        check_ttl(ttl)
+        if not self.backend.supports_ttl:
+            raise InvalidOption(
+                f"The {type(self.backend).__name__} backend of {self.uri} cannot expire keys; "
+                "put without ttl (and without ANYSTORE_DEFAULT_TTL)."
+            )
+        return ttl
+
+    def _encode(self, value: Any, mode: str | None, func: Callable[[Any], Any] | None) -> bytes:
+        options = self.options
+        return encode(value, mode or options.serialization_mode, func or options.serialization_func)
+
+    def _decode(
+        self,
+        data: bytes,
+        mode: str | None,
+        model: type | None,
+        func: Callable[[bytes], Any] | None,
+    ) -> Any:
+        options = self.options
+        return decode(
+            data,
+            mode or options.serialization_mode,
+            model or options.model,
+            func or options.deserialization_func,
+        )
+
+    # -- single keys -------------------------------------------------------------------------
+
+    def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ttl: float | None = None,
+        serialization_mode: str | None = None,
+        serialization_func: Callable[[Any], Any] | None = None,
+        store_none_values: bool | None = None,
+    ) -> None:
+        """Write `value` at `key`, overwriting silently.
+
+        Raises `InvalidKey`, `SerializationError`, `ReadOnly` or `BackendUnavailable`.
+        """
+        key = normalize_key(key)
+        if value is None:
+            keep = (
+                self.options.store_none_values if store_none_values is None else store_none_values
+            )
+            if not keep:
+                return
+        data = self._encode(value, serialization_mode, serialization_func)
+        self.backend.write(key, data, self._ttl(ttl))
+
+    def get(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool | None = None,
+        serialization_mode: str | None = None,
+        model: type | None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> Any:
+        """Return the value at `key`.
+
+        Raises `DoesNotExist` for a missing key (or returns None with `raise_on_nonexist=False`),
+        `InvalidKey`, `SerializationError`.
+        """
+        key = normalize_key(key)
+        data = self.backend.read(key)
+        if data is None:
+            return self._missing(key, raise_on_nonexist)
+        return self._decode(data, serialization_mode, model, deserialization_func)
+
+    def pop(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool | None = None,
+        serialization_mode: str | None = None,
+        model: type | None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> Any:
+        """Return the value at `key` and delete it (atomically where the backend can).
+
+        Raises like `get`.
+        """
+        key = normalize_key(key)
+        data = self.backend.pop(key)
+        if data is None:
+            return self._missing(key, raise_on_nonexist)
+        return self._decode(data, serialization_mode, model, deserialization_func)
+
+    def delete(self, key: str) -> None:
+        """Delete `key`; deleting a missing key does nothing. Raises `InvalidKey`."""
+        self.backend.delete(normalize_key(key))
+
+    def exists(self, key: str) -> bool:
+        """Tell whether `key` holds a live value. Raises `InvalidKey`."""
+        return self.backend.exists(normalize_key(key))
+
+    def info(self, key: str, *, raise_on_nonexist: bool | None = None) -> Stats | None:
+        """Return `Stats` (size, times, mimetype, uri) for `key`. Raises like `get`."""
+        from anystore.stats import Stats
+
+        key = normalize_key(key)
+        stat = self.backend.stat(key)
+        if stat is None:
+            return self._missing(key, raise_on_nonexist)
+        mimetype = stat.mimetype or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        return Stats(
+            key=key,
+            store=self.uri,
+            size=stat.size,
+            created_at=stat.created_at,
+            updated_at=stat.updated_at,
+            mimetype=mimetype,
+            uri=self.uri + key if self.uri.endswith("/") else f"{self.uri}/{key}",
+            expires_at=stat.expires_at,
+        )
+
+    def touch(self, key: str, *, ttl: float | None = None) -> datetime:
+        """Write the current UTC time at `key` and return it."""
+        now = datetime.now(timezone.utc)
+        self.put(key, now, ttl=ttl, serialization_mode="json")
+        return now
+
+    def checksum(
+        self, key: str, algorithm: str = "sha256", *, raise_on_nonexist: bool | None = None
+    ) -> str | None:
+        """Return the hex digest of the stored bytes, computed while streaming.
+
+        Raises like `get`, and `InvalidOption` for an algorithm hashlib does not know.
+        """
+        try:
+            digest = hashlib.new(algorithm)
+        except (ValueError, TypeError):
+            raise InvalidOption(
+                f"Unknown checksum algorithm {algorithm!r}: use one of "
+                f"{', '.join(sorted(hashlib.algorithms_guaranteed))}"
+            ) from None
+        handle = self.open(key, "rb", raise_on_nonexist=raise_on_nonexist)
+        if handle is None:
+            return None
+        with handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def stream(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool | None = None,
+        serialization_mode: str | None = None,
+        model: type | None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> Iterator[Any]:
+        """Yield the value at `key` line by line, each line decoded like `get`, in bounded memory.
+
+        Raises `DoesNotExist` at once for a missing key (or yields nothing without raising).
+        """
+        handle = self.open(key, "rb", raise_on_nonexist=raise_on_nonexist)
+        if handle is None:
+            return iter(())
+
+        def lines() -> Iterator[Any]:
+            with handle:
+                for line in iter_lines(handle):
+                    yield self._decode(line, serialization_mode, model, deserialization_func)
+
+        return lines()
+
+    def open(
+        self,
+        key: str,
+        mode: str = "rb",
+        *,
+        raise_on_nonexist: bool | None = None,
+        ttl: float | None = None,
+    ) -> IO[Any] | None:
+        """Open `key` as a file-like handle: `rb`, `r` (UTF-8), `wb` or `w`.
+
+        Reading streams in bounded memory; a write becomes visible on close, whole or not at all
+        (an exception inside the `with` block discards it). Raises `DoesNotExist` for reading a
+        missing key (or returns None), `InvalidKey`, `InvalidOption` for another mode.
+        """
+        key = normalize_key(key)
+        if mode in ("rb", "r"):
+            handle = self.backend.open_read(key)
+            if handle is None:
+                return self._missing(key, raise_on_nonexist)
+            return handle if mode == "rb" else io.TextIOWrapper(handle, encoding="utf-8")
+        if mode in ("wb", "w"):
+            writer = self.backend.open_write(key, self._ttl(ttl))
+            return writer if mode == "wb" else TextWriteHandle(writer, encoding="utf-8")
+        raise InvalidOption(f"Unsupported open() mode {mode!r}: use 'rb', 'r', 'wb' or 'w'")
+
+    # -- many keys ---------------------------------------------------------------------------
+
+    def iterate_keys(
+        self,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
+        glob: str | None = None,
+    ) -> Iterator[str]:
+        """Yield store-relative keys lazily, in no particular order.
+
+        `prefix`/`exclude_prefix` match whole segments literally; `glob` is matched relative to
+        `prefix` (`*` within a segment, `**` across). Raises `InvalidKey` for a bad argument.
+        """
+        base = normalize_prefix(prefix)
+        excluded = normalize_prefix(exclude_prefix) if exclude_prefix else ""
+        pattern = compile_glob(glob) if glob else None
+        start = join(base, glob_literal_prefix(glob)) if glob else base
+
+        def keys() -> Iterator[str]:
+            for key in self.backend.list_keys(start):
+                if excluded and is_under(key, excluded):
+                    continue
+                if pattern is not None and not pattern.match(relative_to(key, base)):
+                    continue
+                yield key
+
+        return keys()
+
+    def iterate_values(
+        self,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
+        glob: str | None = None,
+        **read_options: Any,
+    ) -> Iterator[Any]:
+        """Yield the values of `iterate_keys(...)`, decoded like `get` (vanished keys skipped)."""
+        read_options["raise_on_nonexist"] = False
+        for key in self.iterate_keys(prefix, exclude_prefix, glob):
+            data = self.backend.read(key)
+            if data is not None:
+                yield self._decode(
+                    data,
+                    read_options.get("serialization_mode"),
+                    read_options.get("model"),
+                    read_options.get("deserialization_func"),
+                )
+
+    def put_many(
+        self,
+        items: Mapping[str, Any] | Iterable[tuple[str, Any]],
+        *,
+        ttl: float | None = None,
+        serialization_mode: str | None = None,
+        serialization_func: Callable[[Any], Any] | None = None,
+        store_none_values: bool | None = None,
+    ) -> None:
+        """Write many `(key, value)` pairs, in batches through the backend's fast path.
+
+        Every key and value is checked before a batch is written. Raises like `put`.
+        """
+        pairs = iter(items.items() if isinstance(items, Mapping) else items)
+        keep_none = (
+            self.options.store_none_values if store_none_values is None else store_none_values
+        )
+        expiry = self._ttl(ttl)
+        while batch := list(islice(pairs, BATCH_SIZE)):
+            encoded = [
+                (normalize_key(key), self._encode(value, serialization_mode, serialization_func))
+                for key, value in batch
+                if value is not None or keep_none
+            ]
+            self.backend.write_many(encoded, expiry)
+
+    def get_many(
+        self,
+        keys: Iterable[str],
+        *,
+        serialization_mode: str | None = None,
+        model: type | None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> dict[str, Any]:
+        """Return `{key: value}` for the keys that exist; missing keys are left out."""
+        result: dict[str, Any] = {}
+        remaining = iter(keys)
+        while batch := [normalize_key(key) for key in islice(remaining, BATCH_SIZE)]:
+            for key, data in self.backend.read_many(batch):
+                result[key] = self._decode(data, serialization_mode, model, deserialization_func)
+        return result
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete every key; missing keys are ignored. Raises `InvalidKey` before deleting any
+        key of a batch that holds an invalid one."""
+        remaining = iter(keys)
+        while batch := [normalize_key(key) for key in islice(remaining, BATCH_SIZE)]:
+            self.backend.delete_many(batch)
+
+
+STORE_OPTION_ALIASES = {"ttl": "default_ttl"}
+
+
+def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Store:
+    """Open a store on `uri` (default: `ANYSTORE_URI`, else the local folder `.anystore`).
+
+    Keyword options are Store options (`serialization_mode`, `raise_on_nonexist`, `ttl`/
+    `default_ttl`, `store_none_values`, `model`, `serialization_func`, `deserialization_func`)
+    or else passed to the backend. Raises `BackendNotFound` for an unserved scheme (naming what to
+    install), `PluginError` for a broken plugin, `InvalidOption` for a bad option.
+    """
+    from anystore.plugins import find_backend, load_plugins
+
+    env_uri, env_options, disabled = environment_options()
+    load_plugins(disabled)
+    uri = os.fspath(uri) if uri is not None else env_uri
+    if not uri:
+        uri = DEFAULT_URI
+    store_options: dict[str, Any] = {}
+    backend_options: dict[str, Any] = dict(env_options.backend_config)
+    for name, value in options.items():
+        name = STORE_OPTION_ALIASES.get(name, name)
+        if name == "backend_config":
+            backend_options.update(value or {})
+        elif name in OPTION_NAMES:
+            store_options[name] = value
+        else:
+            backend_options[name] = value
+    store_options = env_options.updated(**store_options)  # type: ignore[assignment]
+    factory = find_backend(uri).load()
+    try:
+        backend = factory(uri, **backend_options)
+    except TypeError as error:
+        raise InvalidOption(f"Bad option for the backend of {mask_uri(uri)}: {error}") from None
+    return Store(backend, uri, store_options)  # type: ignore[arg-type]
