@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, ClassVar
+from typing import IO, ClassVar
 
 from anystore.io import WriteHandle, spooled_write_handle
 
@@ -45,9 +45,10 @@ class Backend:
     supports_ttl: ClassVar[bool] = True
     read_only: ClassVar[bool] = False
 
-    def __init__(self, uri: str, **options: Any) -> None:
+    def __init__(self, uri: str) -> None:
+        # Subclasses take their own options as keyword arguments; an unknown one is a TypeError,
+        # which get_store() reports as InvalidOption.
         self.uri = uri
-        self.options = options
 
     # -- primitives: every backend implements these ------------------------------------------
 

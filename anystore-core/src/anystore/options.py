@@ -66,9 +66,18 @@ def environment_options() -> tuple[str | None, StoreOptions, set[str]]:
     """
     if not any(name.upper().startswith("ANYSTORE_") for name in os.environ):
         return None, StoreOptions(), set()
+    from pydantic import ValidationError
+
     from anystore.settings import Settings
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"ANYSTORE_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise InvalidOption(f"Bad anystore setting in the environment: {problems}") from None
     options = StoreOptions(
         serialization_mode=settings.serialization_mode,
         raise_on_nonexist=settings.raise_on_nonexist,

@@ -204,15 +204,21 @@ def find_backend(uri: str) -> Registration:
     if registration is not None:
         return registration
     base = scheme.partition("+")[0]
-    served = ", ".join(sorted(s for s in schemes if s != "*"))
+    served = ", ".join(f"{s}://" for s in sorted(schemes) if s != "*")
     if base in KNOWN_DISTRIBUTIONS:
         raise BackendNotFound(
             f"No backend for {scheme}:// is installed: pip install {KNOWN_DISTRIBUTIONS[base]} "
             f"(installed schemes: {served})"
         )
-    if "*" in schemes:
+    if "*" in schemes and _fsspec_knows(base):
         return schemes["*"]
     raise BackendNotFound(f"No backend serves {scheme}:// (installed schemes: {served})")
+
+
+def _fsspec_knows(protocol: str) -> bool:
+    from fsspec.registry import known_implementations, registry
+
+    return protocol in known_implementations or protocol in registry
 
 
 def _version(distribution: str) -> str:

@@ -16,7 +16,8 @@ from anystore.backends import sidecar
 from anystore.exceptions import BackendNotFound, ReadOnly, mask_uri
 from anystore.keys import RESERVED_PREFIX
 
-_WRITE_REFUSED = (NotImplementedError, PermissionError, OSError)
+# What fsspec implementations raise when a protocol (or the mode it was opened in) cannot write.
+_WRITE_REFUSED = (NotImplementedError, PermissionError, OSError, ValueError)
 
 
 def _timestamp(info: dict[str, Any]) -> datetime:
@@ -35,17 +36,14 @@ class FsspecBackend(Backend):
     """Moves bytes through an fsspec filesystem rooted at the URI."""
 
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        import fsspec
+        super().__init__(uri)
         from fsspec.core import url_to_fs
 
-        protocol = uri.partition("://")[0]
         try:
             self.fs, root = url_to_fs(uri, **options)
-        except (ImportError, ValueError) as error:
-            known = protocol in fsspec.available_protocols()
-            hint = str(error) if known else "fsspec does not know this protocol"
-            raise BackendNotFound(f"No backend serves {mask_uri(uri)}: {hint}") from None
+        except ImportError as error:
+            # fsspec knows the protocol but its package is missing; fsspec's message names it.
+            raise BackendNotFound(f"Cannot open {mask_uri(uri)}: {error}") from None
         self.root = root.rstrip("/")
 
     def _path(self, key: str) -> str:

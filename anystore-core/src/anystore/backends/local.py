@@ -11,7 +11,7 @@ import errno
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO
 
 from anystore.backend import Backend, BackendStat
 from anystore.backends import sidecar
@@ -33,8 +33,8 @@ class LocalBackend(Backend):
     across power loss, much slower).
     """
 
-    def __init__(self, uri: str, fsync: bool = False, **options: Any) -> None:
-        super().__init__(uri, **options)
+    def __init__(self, uri: str, fsync: bool = False) -> None:
+        super().__init__(uri)
         path = uri.partition("://")[2] if "://" in uri else uri
         self.root = os.path.abspath(os.path.expanduser(path or "."))
         self.fsync = fsync

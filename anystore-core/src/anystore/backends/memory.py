@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from typing import Any
 
 from anystore.backend import Backend, BackendStat
 from anystore.keys import normalize_prefix
@@ -52,8 +51,8 @@ def _utc(timestamp: float) -> datetime:
 class MemoryBackend(Backend):
     """Keeps values in a dict shared by every store on the same namespace name."""
 
-    def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
         rest = uri.partition("://")[2]
         name, _, path = rest.partition("/")
         self._namespace = _namespace(name)

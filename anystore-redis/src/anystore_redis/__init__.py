@@ -1,0 +1,1 @@
+"""anystore_redis: the redis backend plugin for anystore."""

@@ -1,0 +1,1 @@
+"""anystore_sql: the sql backend plugin for anystore."""

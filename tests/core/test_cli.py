@@ -1,0 +1,82 @@
+"""The `anystore` command: exit codes, stdin/stdout, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anystore.cli import main
+
+
+def run(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, bytes, str]:
+    code = main(list(args))
+    out, err = capsysbinary.readouterr()
+    return code, out, err.decode()
+
+
+def test_put_get_keys_info_delete(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]):
+    store = ["--store", str(tmp_path)]
+    assert run(capsysbinary, *store, "put", "greeting", "hello")[0] == 0
+    assert run(capsysbinary, *store, "get", "greeting")[1] == b"hello"
+    run(capsysbinary, *store, "put", "topic/maths", "1")
+    assert run(capsysbinary, *store, "keys", "--prefix", "topic")[1] == b"topic/maths\n"
+    assert run(capsysbinary, *store, "keys", "--glob", "g*")[1] == b"greeting\n"
+    code, out, _ = run(capsysbinary, *store, "info", "greeting")
+    assert code == 0 and json.loads(out)["size"] == 5
+    assert run(capsysbinary, *store, "exists", "greeting")[:2] == (0, b"true\n")
+    assert run(capsysbinary, *store, "delete", "greeting")[0] == 0
+    assert run(capsysbinary, *store, "exists", "greeting")[:2] == (1, b"false\n")
+
+
+def test_put_from_stdin_is_byte_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    data = bytes(range(256)) * 10
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert run(capsysbinary, "--store", str(tmp_path), "put", "blob", "-")[0] == 0
+    assert run(capsysbinary, "--store", str(tmp_path), "get", "blob")[1] == data
+
+
+def test_missing_key_exits_1(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]):
+    code, _, err = run(capsysbinary, "--store", str(tmp_path), "get", "nothing")
+    assert code == 1
+    assert err.count("\n") == 1 and "nothing" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["get", "../escape"],
+        ["put", "/abs", "x"],
+        ["--store", "nosuch://x", "keys"],
+        ["keys", "--glob", "[unclosed"],
+    ],
+)
+def test_bad_input_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary, args: list[str]
+):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsysbinary, *args)
+    assert code == 2
+    assert err.startswith("anystore: ") and err.count("\n") == 1
+
+
+def test_backends_lists_builtin(capsysbinary: pytest.CaptureFixture[bytes]):
+    code, out, _ = run(capsysbinary, "backends")
+    assert code == 0
+    assert b"memory://" in out and b"anystore-core" in out
+
+
+def test_console_script_has_no_traceback(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "anystore.cli", "--store", str(tmp_path), "get", "a/../../b"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "'..'" in result.stderr

@@ -1,0 +1,160 @@
+"""Plugin discovery: entry points, disabling, conflicts, unknown hooks, lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from anystore import get_store
+from anystore.backends.memory import MemoryBackend
+from anystore.exceptions import BackendNotFound, PluginError
+from anystore.plugins import installed_plugins, reset_plugins
+
+
+def install_plugin(
+    root: Path, monkeypatch: pytest.MonkeyPatch, dist: str, module: str, source: str
+) -> None:
+    """Make a distribution `dist` with an `anystore` entry point to `module` importable."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[anystore]\n{dist} = {module}\n")
+    monkeypatch.syspath_prepend(str(root))
+    reset_plugins()
+
+
+FAKE = """
+    from anystore import hookimpl
+
+    @hookimpl
+    def anystore_register_backends(register):
+        register("fake", "{module}_backend:FakeBackend"{extra})
+"""
+
+FAKE_BACKEND = """
+    from anystore.backends.memory import MemoryBackend
+
+    class FakeBackend(MemoryBackend):
+        pass
+"""
+
+
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, extra: str = "") -> None:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / f"{name}_backend.py").write_text(textwrap.dedent(FAKE_BACKEND))
+    install_plugin(folder, monkeypatch, name, name, FAKE.format(module=name, extra=extra))
+
+
+def test_third_party_plugin_serves_its_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    fake(tmp_path, monkeypatch, "fakeplug")
+    assert "fakeplug_backend" not in sys.modules
+    store = get_store("fake://space/prefix")
+    assert type(store.backend).__name__ == "FakeBackend"
+    assert isinstance(store.backend, MemoryBackend)
+    store.put("k", 1)
+    assert store.get("k") == 1
+    info = {p.name: p for p in installed_plugins()}["fakeplug"]
+    assert (info.distribution, info.version, info.schemes) == ("fakeplug", "1.2.3", ["fake"])
+
+
+def test_factory_is_imported_only_when_its_scheme_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    fake(tmp_path, monkeypatch, "lazyplug")
+    get_store("memory://")
+    assert "lazyplug" in sys.modules  # the tiny entry-point module is loaded...
+    assert "lazyplug_backend" not in sys.modules  # ...but not the backend behind it
+    get_store("fake://x")
+    assert "lazyplug_backend" in sys.modules
+
+
+def test_disabled_plugin_is_not_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    fake(tmp_path, monkeypatch, "offplug")
+    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "something, offplug")
+    with pytest.raises(BackendNotFound, match="fake://"):
+        get_store("fake://x")
+    assert "offplug" not in sys.modules
+
+
+def test_two_plugins_on_one_scheme_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    fake(tmp_path, monkeypatch, "firstplug")
+    fake(tmp_path, monkeypatch, "secondplug")
+    with pytest.raises(PluginError, match=r"firstplug.*secondplug|secondplug.*firstplug"):
+        get_store("memory://")
+
+
+def test_preferred_plugin_wins_a_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    fake(tmp_path, monkeypatch, "plainplug")
+    fake(tmp_path, monkeypatch, "prefplug", extra=", preferred=True")
+    store = get_store("fake://x")
+    assert type(store.backend).__module__ == "prefplug_backend"
+
+
+def test_unknown_hook_fails_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    source = """
+        from anystore import hookimpl
+
+        @hookimpl
+        def anystore_register_backend(register):  # misspelled
+            pass
+    """
+    install_plugin(tmp_path, monkeypatch, "typoplug", "typoplug", source)
+    with pytest.raises(PluginError, match="typoplug"):
+        get_store("memory://")
+
+
+def test_broken_plugin_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    install_plugin(tmp_path, monkeypatch, "brokenplug", "brokenplug", "raise ImportError('x')")
+    with pytest.raises(PluginError, match="ANYSTORE_DISABLE_PLUGINS=brokenplug"):
+        get_store("memory://")
+
+
+@pytest.mark.parametrize(
+    ("uri", "dist"),
+    [
+        ("redis://localhost/0", "anystore-redis"),
+        ("s3://bucket/x", "anystore-s3"),
+        ("postgresql+psycopg://u:secret@h/db", "anystore-sql"),
+        ("sqlite:///x.db", "anystore-sql"),
+    ],
+)
+def test_missing_plugin_names_the_distribution(
+    monkeypatch: pytest.MonkeyPatch, uri: str, dist: str
+):
+    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "redis,s3,sql")
+    with pytest.raises(BackendNotFound, match=f"pip install {dist}") as error:
+        get_store(uri)
+    assert "memory://" in str(error.value)
+    assert "secret" not in str(error.value)
+
+
+def test_unknown_scheme_lists_installed_schemes():
+    with pytest.raises(BackendNotFound, match=r"nosuch://.*memory://"):
+        get_store("nosuch://x")
+
+
+def _imported_after(code: str) -> set[str]:
+    script = f"import sys\n{code}\nprint(' '.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return set(result.stdout.split())
+
+
+HEAVY = {"redis", "sqlalchemy", "boto3", "botocore", "s3fs", "aiobotocore", "psycopg", "pymysql"}
+
+
+def test_import_anystore_loads_nothing():
+    modules = _imported_after("import anystore")
+    assert not modules & (HEAVY | {"pluggy", "pydantic", "fsspec", "importlib_metadata"})
+
+
+def test_memory_store_imports_no_backend_client():
+    modules = _imported_after("import anystore; anystore.get_store('memory://').put('a', 1)")
+    assert not modules & (HEAVY | {"fsspec", "pydantic"})
