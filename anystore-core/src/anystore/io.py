@@ -8,7 +8,6 @@ only when it is closed without an error. Leaving a `with` block through an excep
 from __future__ import annotations
 
 import io
-import tempfile
 from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any
@@ -118,6 +117,8 @@ def spooled_write_handle(publish: Callable[[IO[bytes]], None]) -> WriteHandle:
 
     def abort(spool: IO[bytes]) -> None:
         spool.close()
+
+    import tempfile
 
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
     return WriteHandle(spool, commit, abort)  # type: ignore[arg-type]

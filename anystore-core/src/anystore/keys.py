@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from urllib.parse import unquote
 
 from anystore.exceptions import InvalidKey
 
@@ -29,6 +28,8 @@ def _fail(key: object, why: str) -> InvalidKey:
 def _check_decoded(key: str) -> None:
     # Percent-decoding (repeatedly: %252e%252e) must not reveal a traversal that a server or a
     # URL-building backend would decode later.
+    from urllib.parse import unquote
+
     decoded, seen = key, {key}
     for _ in range(4):
         decoded = unquote(decoded)

@@ -65,9 +65,20 @@ class PluginInfo:
     """An installed plugin, for `anystore backends`."""
 
     name: str
-    distribution: str
-    version: str
+    dist: Any = None
+    """The importlib-metadata Distribution; None for the built-in plugin (anystore-core)."""
     schemes: list[str] = field(default_factory=list)
+
+    # Name and version are read on demand: they parse metadata files, which start-up avoids.
+    @property
+    def distribution(self) -> str:
+        """The name of the distribution that provides the plugin."""
+        return "anystore-core" if self.dist is None else str(self.dist.name)
+
+    @property
+    def version(self) -> str:
+        """The version of that distribution."""
+        return _version("anystore-core") if self.dist is None else str(self.dist.version)
 
 
 class _Registry:
@@ -139,7 +150,7 @@ def load_plugins(disabled: set[str] | None = None) -> None:
         manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         manager.add_hookspecs(hookspecs)
         plugins = {
-            BUILTIN_PLUGIN: PluginInfo(BUILTIN_PLUGIN, "anystore-core", _version("anystore-core"))
+            BUILTIN_PLUGIN: PluginInfo(BUILTIN_PLUGIN)
         }
         manager.register(builtin, name=BUILTIN_PLUGIN)
         for entry_point in _entry_points():
@@ -153,12 +164,7 @@ def load_plugins(disabled: set[str] | None = None) -> None:
                     f"Reinstall it, or set ANYSTORE_DISABLE_PLUGINS={entry_point.name}."
                 ) from error
             manager.register(module, name=entry_point.name)
-            dist = getattr(entry_point, "dist", None)
-            plugins[entry_point.name] = PluginInfo(
-                entry_point.name,
-                dist.name if dist else "?",
-                dist.version if dist else "?",
-            )
+            plugins[entry_point.name] = PluginInfo(entry_point.name, entry_point.dist)
         try:
             manager.check_pending()
         except pluggy.PluginValidationError as error:

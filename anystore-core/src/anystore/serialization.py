@@ -6,7 +6,6 @@ so `pickle` must be chosen explicitly, on write and on read.
 
 from __future__ import annotations
 
-import pickle
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -74,6 +73,8 @@ def encode(value: Any, mode: str, func: Callable[[Any], Any] | None = None) -> b
     if mode == "json":
         return to_json(value)
     if mode == "pickle":
+        import pickle
+
         try:
             return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as error:
@@ -115,6 +116,8 @@ def decode(
         except orjson.JSONDecodeError as error:
             raise SerializationError(f"Stored bytes are not JSON ({error}).") from None
     if mode == "pickle":
+        import pickle
+
         try:
             value = pickle.loads(data)
         except Exception as error:

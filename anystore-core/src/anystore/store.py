@@ -7,9 +7,7 @@ bytes. Each method takes its options per call too; the call wins over the store'
 
 from __future__ import annotations
 
-import hashlib
 import io
-import mimetypes
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -180,6 +178,8 @@ class Store:
 
     def info(self, key: str, *, raise_on_nonexist: bool | None = None) -> Stats | None:
         """Return `Stats` (size, times, mimetype, uri) for `key`. Raises like `get`."""
+        import mimetypes
+
         from anystore.stats import Stats
 
         key = normalize_key(key)
@@ -211,6 +211,8 @@ class Store:
 
         Raises like `get`, and `InvalidOption` for an algorithm hashlib does not know.
         """
+        import hashlib
+
         try:
             digest = hashlib.new(algorithm)
         except (ValueError, TypeError):

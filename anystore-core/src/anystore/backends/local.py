@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat as stat_mode
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import IO
@@ -20,6 +21,11 @@ from anystore.io import WriteHandle
 from anystore.keys import RESERVED_PREFIX
 
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_OPEN_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+# A value written with a TTL gets the owner-execute bit as a hint, so that reads look for the TTL
+# sidecar only then (one fstat on the open file instead of a failed lookup on every read). A file
+# that someone else made executable just costs that lookup.
+TTL_HINT = stat_mode.S_IXUSR
 
 
 def _utc(timestamp: float) -> datetime:
@@ -42,6 +48,9 @@ class LocalBackend(Backend):
     # -- paths -------------------------------------------------------------------------------
 
     def _path(self, key: str) -> str:
+        # Keys are normalised '/'-separated paths, so on POSIX they are already relative paths.
+        if os.sep == "/":
+            return f"{self.root}/{key}"
         return os.path.join(self.root, *key.split("/"))
 
     def _sidecar(self, path: str) -> str:
@@ -71,15 +80,36 @@ class LocalBackend(Backend):
 
     # -- primitives --------------------------------------------------------------------------
 
-    def read(self, key: str) -> bytes | None:
-        path = self._path(key)
-        if self._expired(path):
-            return None
+    def _open_live(self, path: str) -> tuple[int, os.stat_result] | None:
+        """Open a value file for reading: (fd, its stat), or None if missing, a folder, expired."""
         try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            fd = os.open(path, _OPEN_READ)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        result = os.fstat(fd)
+        if stat_mode.S_ISREG(result.st_mode) and not (
+            result.st_mode & TTL_HINT and self._expired(path)
+        ):
+            return fd, result
+        os.close(fd)
+        return None
+
+    def read(self, key: str) -> bytes | None:
+        opened = self._open_live(self._path(key))
+        if opened is None:
+            return None
+        fd, result = opened
+        try:
+            # Ask for one byte more than the size, to notice a file that grew meanwhile.
+            data = os.read(fd, result.st_size + 1)
+            if len(data) <= result.st_size:
+                return data
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         path = self._path(key)
@@ -109,20 +139,29 @@ class LocalBackend(Backend):
                 return
             folder = os.path.dirname(folder)
 
-    def stat(self, key: str) -> BackendStat | None:
-        path = self._path(key)
+    def _stat_live(self, path: str) -> os.stat_result | None:
         try:
             result = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if not os.path.isfile(path) or self._expired(path):
+        if not stat_mode.S_ISREG(result.st_mode):
+            return None
+        if result.st_mode & TTL_HINT and self._expired(path):
+            return None
+        return result
+
+    def stat(self, key: str) -> BackendStat | None:
+        path = self._path(key)
+        result = self._stat_live(path)
+        if result is None:
             return None
         expires = None
-        try:
-            with open(self._sidecar(path), "rb") as handle:
-                expires = sidecar.expires_at(handle.read())
-        except FileNotFoundError:
-            pass
+        if result.st_mode & TTL_HINT:
+            try:
+                with open(self._sidecar(path), "rb") as handle:
+                    expires = sidecar.expires_at(handle.read())
+            except FileNotFoundError:
+                pass
         return BackendStat(
             size=result.st_size,
             # A rename replaces the file, so the filesystem cannot keep the first write's time.
@@ -166,8 +205,7 @@ class LocalBackend(Backend):
     # -- derived, faster ---------------------------------------------------------------------
 
     def exists(self, key: str) -> bool:
-        path = self._path(key)
-        return os.path.isfile(path) and not self._expired(path)
+        return self._stat_live(self._path(key)) is not None
 
     def pop(self, key: str) -> bytes | None:
         path = self._path(key)
@@ -188,13 +226,8 @@ class LocalBackend(Backend):
             _unlink_quietly(self._sidecar(path))
 
     def open_read(self, key: str) -> IO[bytes] | None:
-        path = self._path(key)
-        if self._expired(path):
-            return None
-        try:
-            return open(path, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return None
+        opened = self._open_live(self._path(key))
+        return None if opened is None else os.fdopen(opened[0], "rb")
 
     def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
         path = self._path(key)
@@ -243,6 +276,7 @@ class LocalBackend(Backend):
         if ttl:
             with open(side, "wb") as handle:
                 handle.write(sidecar.expiry_text(ttl))
+            os.chmod(temp, os.stat(temp).st_mode | TTL_HINT)
         else:
             _unlink_quietly(side)
         try:
