@@ -158,3 +158,21 @@ def test_import_anystore_loads_nothing():
 def test_memory_store_imports_no_backend_client():
     modules = _imported_after("import anystore; anystore.get_store('memory://').put('a', 1)")
     assert not modules & (HEAVY | {"fsspec", "pydantic"})
+
+
+def test_discovery_cache_sees_new_installs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    reset_plugins()
+    with pytest.raises(BackendNotFound):
+        get_store("fake://x")  # discovery ran and cached "no fake plugin"
+    assert list((tmp_path / "cache" / "anystore").iterdir())
+    (site / "cacheplug_backend.py").write_text(textwrap.dedent(FAKE_BACKEND))
+    install_plugin(
+        site, monkeypatch, "cacheplug", "cacheplug", FAKE.format(module="cacheplug", extra="")
+    )
+    assert type(get_store("fake://x").backend).__name__ == "FakeBackend"
+    reset_plugins()
+    assert type(get_store("fake://x").backend).__name__ == "FakeBackend"  # from the cache

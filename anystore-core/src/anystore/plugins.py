@@ -16,10 +16,10 @@ from typing import Any
 import pluggy
 
 from anystore import hookspecs
+from anystore.discovery import find_entry_points
 from anystore.exceptions import BackendNotFound, PluginError
 
 BUILTIN_PLUGIN = "builtin"
-ENTRY_POINT_GROUP = "anystore"
 
 # Schemes served by this project's own plugin distributions: a user who opens one of these without
 # the plugin installed is told exactly what to install.
@@ -93,12 +93,6 @@ class _Registry:
 _registry = _Registry()
 
 
-def _entry_points() -> Iterable[Any]:
-    from importlib_metadata import entry_points
-
-    return entry_points(group=ENTRY_POINT_GROUP)
-
-
 def _make_register(plugin: str, found: list[Registration]) -> hookspecs.RegisterBackend:
     def register(
         schemes: str | Iterable[str],
@@ -149,11 +143,9 @@ def load_plugins(disabled: set[str] | None = None) -> None:
         disabled = disabled or set()
         manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         manager.add_hookspecs(hookspecs)
-        plugins = {
-            BUILTIN_PLUGIN: PluginInfo(BUILTIN_PLUGIN)
-        }
+        plugins = {BUILTIN_PLUGIN: PluginInfo(BUILTIN_PLUGIN)}
         manager.register(builtin, name=BUILTIN_PLUGIN)
-        for entry_point in _entry_points():
+        for entry_point in find_entry_points():
             if entry_point.name in disabled or entry_point.name in plugins:
                 continue
             try:
