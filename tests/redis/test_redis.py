@@ -1,0 +1,239 @@
+"""anystore-redis against the real Redis server on 127.0.0.1:6379."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from anystore import get_store
+from anystore.exceptions import AnystoreError, BackendUnavailable
+from anystore.store import Store
+from anystore.testing import StoreTests
+from anystore_redis.backend import parse_uri
+from tests.services import free_port, in_ci, require_port
+
+HOST, PORT = "127.0.0.1", 6379
+
+
+@pytest.fixture
+def client() -> redis.Redis:
+    require_port(HOST, PORT, "Redis")
+    return redis.Redis(host=HOST, port=PORT, db=0)
+
+
+@pytest.fixture
+def prefix(client: redis.Redis) -> Iterator[str]:
+    name = f"anystore-test-{uuid.uuid4().hex}"
+    yield name
+    for key in client.scan_iter(match=f"{name}*", count=1000):
+        client.delete(key)
+
+
+class TestRedis(StoreTests):
+    @pytest.fixture
+    def store(self, prefix: str) -> Store:
+        return get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+
+
+class TestRedisChild(StoreTests):
+    @pytest.fixture
+    def store(self, prefix: str) -> Store:
+        get_store(f"redis://{HOST}:{PORT}/0/{prefix}").put("outside", "not in the child")
+        return get_store(f"redis://{HOST}:{PORT}/0/{prefix}/child/store")
+
+
+@pytest.mark.parametrize(
+    ("uri", "url", "prefix"),
+    [
+        ("redis://localhost", "redis://localhost/0", ""),
+        ("redis://localhost:6380/2", "redis://localhost:6380/2", ""),
+        ("redis://u:pw@h/3/a/b/", "redis://u:pw@h/3", "a/b"),
+        ("redis://h/cache", "redis://h/0", "cache"),
+        ("rediss://h:6390/1/p?prefix=q", "rediss://h:6390/1", "p/q"),
+        ("unix:///run/redis.sock?db=2&prefix=x", "unix:///run/redis.sock?db=2", "x"),
+    ],
+)
+def test_uri_forms(uri: str, url: str, prefix: str) -> None:
+    assert parse_uri(uri) == (url, prefix)
+
+
+def test_values_are_plain_strings(client: redis.Redis, prefix: str) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    store.put("a/b", "hello")
+    store.put("n", {"x": 1})
+    assert client.get(f"{prefix}/a/b") == b"hello"
+    assert client.get(f"{prefix}/n") == b'{"x":1}'
+
+
+def test_nothing_outside_the_prefix_is_touched(client: redis.Redis, prefix: str) -> None:
+    client.set(f"{prefix}-sibling", "keep")
+    client.set(f"{prefix}x/y", "keep")
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    store.put("k", 1)
+    assert list(store.iterate_keys()) == ["k"]
+    store.delete_many(list(store.iterate_keys()))
+    assert client.get(f"{prefix}-sibling") == b"keep"
+    assert client.get(f"{prefix}x/y") == b"keep"
+
+
+def test_glob_characters_in_prefix_are_escaped(client: redis.Redis, prefix: str) -> None:
+    client.set(f"{prefix}/a?/x", "1")
+    client.set(f"{prefix}/ab/x", "2")
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    assert list(store.iterate_keys(prefix="a?")) == ["a?/x"]
+
+
+def test_ttl_is_native(client: redis.Redis, prefix: str) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    store.put("t", "v", ttl=30)
+    assert 0 < client.pttl(f"{prefix}/t") <= 30_000
+    assert 0 < client.pttl(f"{prefix}/.~anystore-meta~t") <= 30_000
+    store.put("t", "w")
+    assert client.pttl(f"{prefix}/t") == -1
+    assert client.pttl(f"{prefix}/.~anystore-meta~t") == -1
+
+
+def test_created_at_survives_overwrite(prefix: str) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    store.put("k", 1)
+    first = store.info("k")
+    time.sleep(0.05)
+    store.put("k", 2)
+    second = store.info("k")
+    assert second.created_at == first.created_at
+    assert second.updated_at > first.updated_at
+
+
+def test_wrong_type_is_a_clear_error(client: redis.Redis, prefix: str) -> None:
+    client.hset(f"{prefix}/hash", "field", "value")
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    with pytest.raises(AnystoreError, match="not a string"):
+        store.get("hash")
+    assert store.exists("hash")
+
+
+def test_streaming_write_uses_a_temp_key_until_close(client: redis.Redis, prefix: str) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    store.put("big", b"old")
+    handle = store.open("big", "wb")
+    handle.write(b"x" * (3 << 20))
+    assert store.get("big", serialization_mode="raw") == b"old"
+    assert list(store.iterate_keys()) == ["big"]
+    handle.close()
+    assert store.info("big").size == 3 << 20
+    assert client.pttl(f"{prefix}/big") == -1
+    assert [k for k in client.scan_iter(match=f"{prefix}/*tmp*")] == []
+
+
+def test_pools_are_shared(prefix: str) -> None:
+    one = get_store(f"redis://{HOST}:{PORT}/0/{prefix}/a")
+    two = get_store(f"redis://{HOST}:{PORT}/0/{prefix}/b")
+    assert one.backend.client.connection_pool is two.backend.client.connection_pool
+
+
+def test_options_from_environment(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    monkeypatch.setenv("ANYSTORE_REDIS_SOCKET_TIMEOUT", "3.5")
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    assert store.backend.client.connection_pool.connection_kwargs["socket_timeout"] == 3.5
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}", socket_timeout=1.5)
+    assert store.backend.client.connection_pool.connection_kwargs["socket_timeout"] == 1.5
+
+
+def test_unreachable_server_is_quick_and_masked() -> None:
+    port = free_port()
+    store = get_store(f"redis://user:hunter2@127.0.0.1:{port}/0/x", socket_connect_timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable) as error:
+        store.get("k")
+    assert time.monotonic() - start < 5
+    assert f"127.0.0.1:{port}" in str(error.value)
+    assert "hunter2" not in str(error.value) and "***" in str(error.value)
+
+
+def test_wrong_password(client: redis.Redis) -> None:
+    store = get_store(f"redis://nobody:wrong@{HOST}:{PORT}/0/x")
+    with pytest.raises(BackendUnavailable, match=r"credentials|Cannot reach") as error:
+        store.put("k", 1)
+    assert "wrong@" not in str(error.value)
+
+
+def _start_redis(port: int) -> subprocess.Popen[bytes]:
+    server = shutil.which("redis-server")
+    if server is None:
+        if in_ci():
+            pytest.fail("redis-server is not installed; CI needs it")
+        pytest.skip("redis-server is not installed")
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            if redis.Redis(port=port, socket_connect_timeout=0.2).ping():
+                return process
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    pytest.fail("a second redis-server did not start")
+
+
+def test_recovers_after_server_restart() -> None:
+    port = free_port()
+    process = _start_redis(port)
+    try:
+        store = get_store(f"redis://127.0.0.1:{port}/0/restart", socket_connect_timeout=0.5)
+        store.put("k", "before")
+        process.terminate()
+        process.wait(10)
+        with pytest.raises(BackendUnavailable, match=str(port)):
+            store.get("k")
+        process = _start_redis(port)
+        store.put("k", "after")  # same store object, same pool
+        assert store.get("k") == "after"
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+@pytest.mark.slow
+def test_200mb_value_in_bounded_memory(prefix: str) -> None:
+    script = f"""
+import hashlib
+from anystore import get_store
+
+def peak_mb():
+    # VmHWM belongs to this process's own address space; getrusage's ru_maxrss would carry
+    # the parent's peak across fork and exec.
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) // 1024
+
+store = get_store("redis://{HOST}:{PORT}/0/{prefix}")
+chunk = bytes(range(256)) * 4096
+digest = hashlib.sha256()
+with store.open("huge", "wb") as handle:
+    for i in range(200):
+        piece = chunk[i:] + chunk[:i]
+        digest.update(piece)
+        handle.write(piece)
+assert store.info("huge").size == 200 * len(chunk)
+read = hashlib.sha256()
+with store.open("huge", "rb") as handle:
+    while piece := handle.read(1 << 20):
+        read.update(piece)
+assert read.hexdigest() == digest.hexdigest()
+store.delete("huge")
+print(peak_mb())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    peak_mb = int(result.stdout.strip().splitlines()[-1])
+    assert peak_mb < 64, f"peak memory {peak_mb} MB"
