@@ -11,7 +11,6 @@ dependency of this project).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -20,39 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from store_ops import VALUE, best_rate
-
-HERE = Path(__file__).resolve().parent
-BENCH = HERE.parent / ".bench"
-BASELINE = "anystore==1.5.5"
-
-
-def baseline_python() -> Path:
-    """The interpreter of a virtualenv holding anystore 1.5.5, created on first use."""
-    venv = BENCH / "venv-1.5.5"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"installing {BASELINE} into {venv} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", BASELINE],
-            check=True,
-            cwd=tempfile.gettempdir(),
-        )
-    return python
-
-
-def store_ops(python: Path | str, uri: str, count: int) -> dict[str, float]:
-    # Run from a neutral folder so the interpreter imports its own anystore, not this checkout's.
-    result = subprocess.run(
-        [str(python), str(HERE / "store_ops.py"), uri, str(count)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tempfile.gettempdir(),
-        env={k: v for k, v in os.environ.items() if not k.startswith("ANYSTORE_")},
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+from common import VALUE, baseline_python, best_rate, store_ops, table
 
 
 def raw_memory(count: int) -> dict[str, float]:
@@ -125,25 +92,6 @@ def startup(python: Path | str, runs: int = 15) -> float:
     return statistics.median(times)
 
 
-def table(title: str, ours: dict[str, float], others: dict[str, dict[str, float]]) -> None:
-    print(f"\n{title}")
-    names = list(others)
-    print(f"  {'op':<16}{'anystore':>14}" + "".join(f"{n:>14}{'ratio':>8}" for n in names))
-    for op in ("put", "get", "exists", "delete", "iterate_keys_s"):
-        row = (
-            f"  {op:<16}{ours[op]:>14,.0f}"
-            if op != "iterate_keys_s"
-            else f"  {op:<16}{ours[op]:>14.4f}"
-        )
-        for name in names:
-            theirs = others[name][op]
-            # ratio > 1 means anystore is faster (ops/s higher, or seconds lower)
-            ratio = ours[op] / theirs if op != "iterate_keys_s" else theirs / ours[op]
-            value = f"{theirs:>14,.0f}" if op != "iterate_keys_s" else f"{theirs:>14.4f}"
-            row += f"{value}{ratio:>7.2f}x"
-        print(row)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=10_000)
@@ -156,13 +104,16 @@ def main() -> None:
 
     table(
         "memory://",
-        store_ops(ours_python, "memory://bench", count),
-        {"raw dict": raw_memory(count), "1.5.5": store_ops(old_python, "memory://bench", count)},
+        store_ops(ours_python, "single", "memory://bench", str(count)),
+        {
+            "raw dict": raw_memory(count),
+            "1.5.5": store_ops(old_python, "single", "memory://bench", str(count)),
+        },
     )
     with tempfile.TemporaryDirectory() as tmp:
-        ours = store_ops(ours_python, f"{tmp}/ours", count)
+        ours = store_ops(ours_python, "single", f"{tmp}/ours", str(count))
         raw = raw_files(Path(tmp) / "raw", count)
-        old = store_ops(old_python, f"{tmp}/old", count)
+        old = store_ops(old_python, "single", f"{tmp}/old", str(count))
     table("local files", ours, {"raw open()": raw, "1.5.5": old})
 
     ours_start, old_start = startup(ours_python), startup(old_python)

@@ -1,7 +1,10 @@
-"""Time put/get/exists/delete/iterate_keys through a store's public API; print JSON.
+"""Time operations through a store's public API and print JSON; runs in any anystore version.
 
-Run by `core.py` in two interpreters: this project's and a virtualenv with `anystore==1.5.5`,
-so both do exactly the same calls. Usage: python store_ops.py URI COUNT
+`core.py` and `redis_bench.py` run this script in two interpreters (this project's, and a
+virtualenv with anystore==1.5.5), so both do exactly the same calls.
+
+    python store_ops.py single URI COUNT     put/get/exists/delete one by one, then iterate_keys
+    python store_ops.py iterate URI COUNT    write COUNT keys, then time iterate_keys
 """
 
 from __future__ import annotations
@@ -9,27 +12,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 
-VALUE = "The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs!!!"
-VALUE = (VALUE * 2)[:100]
+from common import VALUE, best_rate, best_time
 
 
-def best_rate(action: Callable[[str], object], keys: list[str], rounds: int = 3) -> float:
-    """Operations per second of `action` over `keys`, best of `rounds`."""
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for key in keys:
-            action(key)
-        best = min(best, time.perf_counter() - start)
-    return len(keys) / best
-
-
-def main() -> None:
+def single(uri: str, count: int) -> dict[str, float]:
     from anystore import get_store
 
-    uri, count = sys.argv[1], int(sys.argv[2])
     store = get_store(uri)
     keys = [f"{i % 100:02d}/{i:05d}" for i in range(count)]
     results = {
@@ -37,19 +26,39 @@ def main() -> None:
         "get": best_rate(store.get, keys),
         "exists": best_rate(store.exists, keys),
     }
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
+    listed = 0
+
+    def iterate() -> None:
+        nonlocal listed
         listed = sum(1 for _ in store.iterate_keys())
-        best = min(best, time.perf_counter() - start)
+
+    results["iterate_keys_s"] = best_time(iterate)
     assert listed == count, (listed, count)
-    results["iterate_keys_s"] = best
-    start = time.perf_counter()
-    for key in keys:
+    results["delete"] = best_rate(store.delete, keys, rounds=1)
+    return results
+
+
+def iterate(uri: str, count: int) -> dict[str, float]:
+    from anystore import get_store
+
+    store = get_store(uri)
+    for i in range(count):
+        store.put(f"{i % 100:02d}/{i:06d}", VALUE)
+    listed = 0
+
+    def run() -> None:
+        nonlocal listed
+        listed = sum(1 for _ in store.iterate_keys())
+
+    seconds = best_time(run, rounds=2)
+    assert listed == count, (listed, count)
+    for key in list(store.iterate_keys()):
         store.delete(key)
-    results["delete"] = count / (time.perf_counter() - start)
-    print(json.dumps(results))
+    return {"iterate_keys_s": seconds}
 
 
 if __name__ == "__main__":
-    main()
+    command, uri, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    started = time.perf_counter()
+    figures = {"single": single, "iterate": iterate}[command](uri, count)
+    print(json.dumps(figures))

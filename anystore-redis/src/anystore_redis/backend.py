@@ -39,6 +39,30 @@ BATCH = 1000
 
 T = TypeVar("T")
 
+# Puts go through one Lua script: each value with its timestamps (and expiry) in one atomic
+# command, and a whole batch in one call, so a put costs about what a plain SET costs.
+# KEYS: value1, meta1, value2, meta2, ... ARGV: now, ttl in ms ("0": none), data1, data2, ...
+PUT_SCRIPT = """
+local now, ttl = ARGV[1], tonumber(ARGV[2])
+for i = 1, #KEYS, 2 do
+  local data = ARGV[2 + (i + 1) / 2]
+  if ttl > 0 then
+    redis.call('SET', KEYS[i], data, 'PX', ttl)
+  else
+    redis.call('SET', KEYS[i], data)
+  end
+  redis.call('HSETNX', KEYS[i + 1], 'c', now)
+  redis.call('HSET', KEYS[i + 1], 'u', now)
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[i + 1], ttl)
+  else
+    redis.call('PERSIST', KEYS[i + 1])
+  end
+end
+"""
+# Values per script call in put_many: bounded so that one call never blocks the server long.
+PUT_BATCH = 500
+
 _pools: dict[tuple[str, tuple[tuple[str, Any], ...]], redis.ConnectionPool] = {}
 _pools_lock = threading.Lock()
 
@@ -121,6 +145,7 @@ class RedisBackend(Backend):
                 ssl_keyfile=settings.ssl_keyfile,
             )
         self.client = redis.Redis(connection_pool=_pool(url, connection))
+        self._put = self.client.register_script(PUT_SCRIPT)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -162,15 +187,8 @@ class RedisBackend(Backend):
 
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         full = self._prefix + key
-        px = int(ttl * 1000) if ttl else None
-
-        def run() -> None:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.set(full, data, px=px)
-            self._stamp(pipe, full, ttl, time.time())
-            pipe.execute()
-
-        self._call(run)
+        args = [time.time(), int(ttl * 1000) if ttl else 0, data]
+        self._call(lambda: self._put(keys=[full, _meta_key(full)], args=args))
 
     def delete(self, key: str) -> None:
         full = self._prefix + key
@@ -248,18 +266,16 @@ class RedisBackend(Backend):
                 yield key, value
 
     def write_many(self, items: list[tuple[str, bytes]], ttl: float | None = None) -> None:
-        px = int(ttl * 1000) if ttl else None
-
-        def run() -> None:
-            now = time.time()
-            pipe = self.client.pipeline(transaction=False)
-            for key, data in items:
+        px = int(ttl * 1000) if ttl else 0
+        now = time.time()
+        for start in range(0, len(items), PUT_BATCH):
+            keys: list[str] = []
+            args: list[Any] = [now, px]
+            for key, data in items[start : start + PUT_BATCH]:
                 full = self._prefix + key
-                pipe.set(full, data, px=px)
-                self._stamp(pipe, full, ttl, now)
-            pipe.execute()
-
-        self._call(run)
+                keys += (full, _meta_key(full))
+                args.append(data)
+            self._call(lambda keys=keys, args=args: self._put(keys=keys, args=args))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         names: list[str] = []
