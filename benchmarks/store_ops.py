@@ -4,7 +4,7 @@
 virtualenv with anystore==1.5.5), so both do exactly the same calls.
 
     python store_ops.py single URI COUNT     put/get/exists/delete one by one, then iterate_keys
-    python store_ops.py iterate URI COUNT    write COUNT keys, then time iterate_keys
+    python store_ops.py iterate URI COUNT    write COUNT keys, then time iterate_keys once
 """
 
 from __future__ import annotations
@@ -50,10 +50,9 @@ def iterate(uri: str, count: int) -> dict[str, float]:
         nonlocal listed
         listed = sum(1 for _ in store.iterate_keys())
 
-    seconds = best_time(run, rounds=2)
+    # One round: anystore 1.5.5 takes minutes here. The caller removes the keys.
+    seconds = best_time(run, rounds=1)
     assert listed == count, (listed, count)
-    for key in list(store.iterate_keys()):
-        store.delete(key)
     return {"iterate_keys_s": seconds}
 
 

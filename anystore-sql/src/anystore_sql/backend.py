@@ -1,0 +1,453 @@
+"""SQL stores: `sqlite:///file.db`, `sqlite://` (memory), `postgresql://...`, `mysql://...`,
+`mariadb://...` (and `+driver` forms), with `?table=NAME&prefix=some/prefix`.
+
+SQLAlchemy 2 Core, one engine per database URL shared by every store on it. Each statement is
+written out below per dialect: an upsert per put (created_at kept), one executemany per
+put_many, one `IN` per get_many, `DELETE ... RETURNING` (or a row lock) per pop, and listings
+that page through the primary-key index without ever selecting a value.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from anystore.backend import Backend, BackendStat
+from anystore.exceptions import (
+    AnystoreError,
+    BackendNotFound,
+    BackendUnavailable,
+    InvalidOption,
+    mask_uri,
+)
+from anystore.io import CHUNK_SIZE, WriteHandle, spooled_write_handle
+from anystore.keys import normalize_prefix
+from anystore_sql.schema import check_key_length, check_table_name, ensure_table, make_table
+from anystore_sql.settings import SqlSettings
+
+DEFAULT_TABLE = "anystore"
+# Keys per page when listing, per IN (...) when reading or deleting many.
+PAGE = 1000
+# Expired rows are purged lazily at most this often (seconds) per store.
+PURGE_INTERVAL = 60.0
+# PyMySQL refuses to send a packet over its own limit (16 MiB by default); the server's
+# max_allowed_packet is the limit that counts, so the client's is set out of the way.
+MYSQL_CLIENT_PACKET = 1024 * 1024 * 1024
+
+DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+
+_engines: dict[tuple[str, tuple[tuple[str, Any], ...]], Engine] = {}
+_engines_lock = threading.Lock()
+_checked_tables: set[tuple[int, str]] = set()
+
+
+def parse_uri(uri: str) -> tuple[str, str, str]:
+    """Split a store URI into (SQLAlchemy URL, table, prefix); our query options are removed.
+
+    `postgres://` becomes `postgresql://`; a bare dialect gets its default driver (psycopg for
+    PostgreSQL, PyMySQL for MySQL/MariaDB).
+    """
+    url = make_url(uri)
+    query = dict(url.query)
+    table = check_table_name(str(query.pop("table", DEFAULT_TABLE)))
+    prefix = normalize_prefix(str(query.pop("prefix", "")) or None)
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "postgres":
+        backend = "postgresql"
+    driver = driver or DEFAULT_DRIVERS.get(backend, "")
+    url = url.set(drivername=f"{backend}+{driver}" if driver else backend, query=query)
+    return url.render_as_string(hide_password=False), table, prefix
+
+
+def _engine(url: str, settings: SqlSettings) -> Engine:
+    options = settings.model_dump()
+    key = (url, tuple(sorted(options.items())))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = _create_engine(url, settings)
+        return engine
+
+
+def _create_engine(url: str, settings: SqlSettings) -> Engine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {"echo": settings.echo, "pool_pre_ping": True}
+    if backend == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        kwargs["connect_args"] = {
+            "check_same_thread": False,
+            "timeout": settings.busy_timeout / 1000,
+        }
+        if memory:
+            kwargs["poolclass"] = StaticPool  # one shared in-memory database for all threads
+    else:
+        kwargs.update(
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout=settings.pool_timeout,
+            pool_recycle=settings.pool_recycle,
+            connect_args={"connect_timeout": settings.connect_timeout},
+        )
+        if backend in ("mysql", "mariadb"):
+            kwargs["connect_args"]["max_allowed_packet"] = MYSQL_CLIENT_PACKET
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ImportError, NoSuchModuleError) as error:
+        extra = EXTRAS.get(backend)
+        hint = f'pip install "anystore-sql[{extra}]"' if extra else "install its driver"
+        raise BackendNotFound(
+            f"The database driver for {mask_uri(url)} is missing ({error}): {hint}"
+        ) from None
+    except ArgumentError as error:
+        raise InvalidOption(f"Bad database URL {mask_uri(url)}: {error}") from None
+    if backend == "sqlite":
+        _sqlite_pragmas(engine, settings, memory)
+    return engine
+
+
+def _sqlite_pragmas(engine: Engine, settings: SqlSettings, memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event open transactions, so writers can take the lock up
+        # front (BEGIN IMMEDIATE) instead of failing to upgrade a read lock under contention.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.busy_timeout)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin(connection: Connection) -> None:
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+class SqlBackend(Backend):
+    """Keeps each value in a row of one table, below an optional key prefix.
+
+    Options (keywords of `get_store()`, else `ANYSTORE_SQL_*`): `pool_size`, `max_overflow`,
+    `pool_timeout`, `pool_recycle`, `connect_timeout`, `busy_timeout` (SQLite), `echo`.
+    """
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri)
+        settings = SqlSettings(**options)
+        url, table_name, prefix = parse_uri(uri)
+        self.masked_uri = mask_uri(uri)
+        self.engine = _engine(url, settings)
+        self.dialect = self.engine.dialect.name
+        self.table = make_table(table_name)
+        self._prefix = prefix + "/" if prefix else ""
+        self._last_purge = 0.0
+        # One in-memory SQLite connection serves every thread: take turns.
+        self._lock = threading.RLock() if self.engine.pool.__class__ is StaticPool else None
+        self._build_statements()
+        marker = (id(self.engine), table_name)
+        if marker not in _checked_tables:
+            self._guard(lambda: ensure_table(self.engine, self.table))
+            _checked_tables.add(marker)
+
+    # -- connections and errors --------------------------------------------------------------
+
+    def _guard(self, action: Any) -> Any:
+        """Run `action`, translating connection failures into `BackendUnavailable`."""
+        try:
+            return action()
+        except (OperationalError, InterfaceError) as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            if "max_allowed_packet" in reason:
+                raise AnystoreError(
+                    f"A value is too large for {self.masked_uri}: {reason}. Raise the server's "
+                    "limit (SET GLOBAL max_allowed_packet=1073741824) or store smaller values."
+                ) from None
+            raise BackendUnavailable(
+                f"Database {self.masked_uri} is unavailable: {mask_uri(reason)}"
+            ) from None
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._serialized(), self.engine.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._serialized(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _serialized(self) -> Iterator[None]:
+        if self._lock is None:
+            yield
+        else:
+            with self._lock:
+                yield
+
+    def _read(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        def run() -> list[Any]:
+            with self._reading() as connection:
+                return list(connection.execute(statement, params or {}))
+
+        return self._guard(run)
+
+    def _write(self, statement: Any, params: Any = None) -> Any:
+        def run() -> Any:
+            with self._writing() as connection:
+                result = connection.execute(statement, params or {})
+                return list(result) if result.returns_rows else result.rowcount
+
+        return self._guard(run)
+
+    # -- statements --------------------------------------------------------------------------
+
+    def _build_statements(self) -> None:
+        t = self.table
+        now = bindparam("now")
+        self._live = or_(t.c.expires_at.is_(None), t.c.expires_at > now)
+        self._get = select(t.c.value).where(t.c.key == bindparam("k"), self._live)
+        self._exists = select(t.c.key).where(t.c.key == bindparam("k"), self._live)
+        self._delete = delete(t).where(t.c.key == bindparam("k"))
+        self._stat = select(
+            func.length(t.c.value), t.c.created_at, t.c.updated_at, t.c.expires_at
+        ).where(t.c.key == bindparam("k"), self._live)
+        self._upsert = self._upsert_statement()
+
+    def _upsert_statement(self) -> Any:
+        t = self.table
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        else:
+            from sqlalchemy.dialects.mysql import insert  # type: ignore[assignment]
+        statement = insert(t).values(
+            key=bindparam("k"),
+            value=bindparam("v"),
+            created_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            expires_at=bindparam("exp"),
+        )
+        if self.dialect in ("mysql", "mariadb"):
+            new = statement.inserted
+            # MySQL applies these in order: created_at must read the old expires_at first.
+            return statement.on_duplicate_key_update(
+                [
+                    ("created_at", self._kept_created(new.updated_at)),
+                    ("value", new.value),
+                    ("updated_at", new.updated_at),
+                    ("expires_at", new.expires_at),
+                ]
+            )
+        new = statement.excluded  # type: ignore[attr-defined]
+        return statement.on_conflict_do_update(  # type: ignore[attr-defined]
+            index_elements=[t.c.key],
+            set_={
+                "created_at": self._kept_created(new.updated_at),
+                "value": new.value,
+                "updated_at": new.updated_at,
+                "expires_at": new.expires_at,
+            },
+        )
+
+    def _kept_created(self, now: Any) -> Any:
+        """created_at survives an overwrite, unless the old row had already expired."""
+        t = self.table
+        expired = and_(t.c.expires_at.is_not(None), t.c.expires_at <= now)
+        return case((expired, now), else_=t.c.created_at)
+
+    def _full(self, key: str) -> str:
+        full = self._prefix + key
+        check_key_length(full, self.dialect)
+        return full
+
+    def _row(self, key: str, data: bytes, ttl: float | None, now: float) -> dict[str, Any]:
+        return {"k": self._full(key), "v": data, "now": now, "exp": now + ttl if ttl else None}
+
+    def _maybe_purge(self, now: float) -> None:
+        if now - self._last_purge > PURGE_INTERVAL:
+            self._last_purge = now
+            self.purge_expired()
+
+    def purge_expired(self) -> int:
+        """Delete the rows whose TTL has passed (all prefixes of the table); return how many."""
+        t = self.table
+        statement = delete(t).where(t.c.expires_at.is_not(None), t.c.expires_at <= time.time())
+        return int(self._write(statement))
+
+    # -- primitives --------------------------------------------------------------------------
+
+    def read(self, key: str) -> bytes | None:
+        rows = self._read(self._get, {"k": self._prefix + key, "now": time.time()})
+        return bytes(rows[0][0]) if rows else None
+
+    def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
+        now = time.time()
+        self._write(self._upsert, self._row(key, data, ttl, now))
+        self._maybe_purge(now)
+
+    def delete(self, key: str) -> None:
+        self._write(self._delete, {"k": self._prefix + key})
+
+    def stat(self, key: str) -> BackendStat | None:
+        rows = self._read(self._stat, {"k": self._prefix + key, "now": time.time()})
+        if not rows:
+            return None
+        size, created, updated, expires = rows[0]
+        return BackendStat(
+            size=int(size or 0),
+            created_at=_utc(created),
+            updated_at=_utc(updated),
+            expires_at=_utc(expires) if expires is not None else None,
+        )
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        t = self.table
+        base = self._prefix + prefix
+        start = len(self._prefix)
+        if prefix:
+            # Literal range on the primary key: `base/` <= key < `base0` ('0' follows '/'),
+            # so % and _ in a prefix are never wildcards.
+            if self._read(self._exists, {"k": base, "now": time.time()}):
+                yield prefix
+            low, high = base + "/", base + "0"
+        elif self._prefix:
+            low, high = self._prefix, self._prefix[:-1] + "0"
+        else:
+            low, high = "", None
+        after = None
+        while True:
+            conditions = [self._live, t.c.key >= low] if after is None else [self._live]
+            if after is not None:
+                conditions.append(t.c.key > after)
+            if high is not None:
+                conditions.append(t.c.key < high)
+            page = select(t.c.key).where(*conditions).order_by(t.c.key).limit(PAGE)
+            keys = [row[0] for row in self._read(page, {"now": time.time()})]
+            for full in keys:
+                yield full[start:]
+            if len(keys) < PAGE:
+                return
+            after = keys[-1]
+
+    # -- derived, native ---------------------------------------------------------------------
+
+    def exists(self, key: str) -> bool:
+        return bool(self._read(self._exists, {"k": self._prefix + key, "now": time.time()}))
+
+    def pop(self, key: str) -> bytes | None:
+        t = self.table
+        full = self._prefix + key
+        now = time.time()
+        if self.dialect in ("postgresql", "sqlite"):
+            statement = delete(t).where(t.c.key == full).returning(t.c.value, t.c.expires_at)
+            rows = self._write(statement)
+        else:
+            locked = select(t.c.value, t.c.expires_at).where(t.c.key == full).with_for_update()
+
+            def run() -> list[Any]:
+                with self._writing() as connection:
+                    found = list(connection.execute(locked))
+                    if found:
+                        connection.execute(delete(t).where(t.c.key == full))
+                    return found
+
+            rows = self._guard(run)
+        if not rows or (rows[0][1] is not None and rows[0][1] <= now):
+            return None
+        return bytes(rows[0][0])
+
+    def read_many(self, keys: list[str]) -> Iterator[tuple[str, bytes]]:
+        t = self.table
+        start = len(self._prefix)
+        for i in range(0, len(keys), PAGE):
+            fulls = [self._prefix + key for key in keys[i : i + PAGE]]
+            statement = select(t.c.key, t.c.value).where(t.c.key.in_(fulls), self._live)
+            for full, value in self._read(statement, {"now": time.time()}):
+                yield full[start:], bytes(value)
+
+    def write_many(self, items: list[tuple[str, bytes]], ttl: float | None = None) -> None:
+        if not items:
+            return
+        now = time.time()
+        rows = [self._row(key, data, ttl, now) for key, data in items]
+        self._write(self._upsert, rows)  # one executemany, one transaction
+        self._maybe_purge(now)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        t = self.table
+        fulls = [self._prefix + key for key in keys]
+        for i in range(0, len(fulls), PAGE):
+            self._write(delete(t).where(t.c.key.in_(fulls[i : i + PAGE])))
+
+    def open_read(self, key: str) -> IO[bytes] | None:
+        info = self.stat(key)
+        if info is None:
+            return None
+        return io.BufferedReader(_ChunkReader(self, self._prefix + key, info.size), CHUNK_SIZE)
+
+    def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
+        # Spooled to a temp file, then one upsert in one transaction: a value is one row, so
+        # its size is bounded by the dialect (see the README), not by this process's memory
+        # while writing.
+        return spooled_write_handle(lambda spool: self.write(key, spool.read(), ttl))
+
+    def close(self) -> None:
+        # The engine is shared with other stores on the same database; it lives with the process.
+        pass
+
+
+class _ChunkReader(io.RawIOBase):
+    """Reads a value with SUBSTR, one chunk per query, so memory stays bounded."""
+
+    def __init__(self, backend: SqlBackend, full: str, size: int) -> None:
+        self.backend = backend
+        self.full = full
+        self.size = size
+        self.position = 0
+        t = backend.table
+        self._chunk = select(func.substr(t.c.value, bindparam("start"), bindparam("length"))).where(
+            t.c.key == bindparam("k")
+        )
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self.size - self.position)
+        if want <= 0:
+            return 0
+        params = {"k": self.full, "start": self.position + 1, "length": want}
+        rows = self.backend._read(self._chunk, params)
+        data = bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
