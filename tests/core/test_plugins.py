@@ -176,3 +176,13 @@ def test_discovery_cache_sees_new_installs(tmp_path: Path, monkeypatch: pytest.M
     assert type(get_store("fake://x").backend).__name__ == "FakeBackend"
     reset_plugins()
     assert type(get_store("fake://x").backend).__name__ == "FakeBackend"  # from the cache
+
+
+def test_every_hook_is_documented():
+    from anystore import hookspecs
+
+    specs = [name for name in dir(hookspecs) if name.startswith("anystore_")]
+    assert specs
+    for name in specs:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert len(doc.split()) >= 20, f"{name} needs a docstring for plugin authors"

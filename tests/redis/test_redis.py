@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -164,16 +165,14 @@ def test_wrong_password(client: redis.Redis) -> None:
     assert "wrong@" not in str(error.value)
 
 
-def _start_redis(port: int) -> subprocess.Popen[bytes]:
+def _start_redis(port: int, *extra: str) -> subprocess.Popen[bytes]:
     server = shutil.which("redis-server")
     if server is None:
         if in_ci():
             pytest.fail("redis-server is not installed; CI needs it")
         pytest.skip("redis-server is not installed")
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
+    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    process = subprocess.Popen([*command, "--appendonly", "no", *extra], stdout=subprocess.DEVNULL)
     for _ in range(100):
         try:
             if redis.Redis(port=port, socket_connect_timeout=0.2).ping():
@@ -197,6 +196,21 @@ def test_recovers_after_server_restart() -> None:
         process = _start_redis(port)
         store.put("k", "after")  # same store object, same pool
         assert store.get("k") == "after"
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def test_unix_socket(tmp_path: Path) -> None:
+    socket_path = tmp_path / "redis.sock"
+    process = _start_redis(free_port(), "--unixsocket", str(socket_path))
+    try:
+        store = get_store(f"unix://{socket_path}?db=1&prefix=via/socket")
+        store.put("k", "over the socket")
+        assert store.get("k") == "over the socket"
+        assert list(store.iterate_keys()) == ["k"]
+        raw = redis.Redis(unix_socket_path=str(socket_path), db=1)
+        assert raw.get("via/socket/k") == b"over the socket"
     finally:
         process.kill()
         process.wait(10)
