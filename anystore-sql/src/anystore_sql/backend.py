@@ -56,6 +56,9 @@ PURGE_INTERVAL = 60.0
 # max_allowed_packet is the limit that counts, so the client's is set out of the way.
 MYSQL_CLIENT_PACKET = 1024 * 1024 * 1024
 
+# Execution option that marks a connection that is about to write (SQLite takes the lock early).
+WRITE_OPTION = "anystore_write"
+
 DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 
@@ -144,7 +147,8 @@ def _sqlite_pragmas(engine: Engine, settings: SqlSettings, memory: bool) -> None
 
     @event.listens_for(engine, "begin")
     def begin(connection: Connection) -> None:
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        # Reads run in the driver's autocommit mode (no BEGIN at all); writers lock up front.
+        if connection.get_execution_options().get(WRITE_OPTION):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -197,12 +201,18 @@ class SqlBackend(Backend):
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         with self._serialized(), self.engine.connect() as connection:
-            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "sqlite":
+                yield connection  # the driver autocommits; see _sqlite_pragmas
+            else:
+                # Autocommit spares servers the ROLLBACK round trip after every read.
+                yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        with self._serialized(), self.engine.begin() as connection:
-            yield connection
+        with self._serialized(), self.engine.connect() as connection:
+            connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
 
     @contextmanager
     def _serialized(self) -> Iterator[None]:
