@@ -312,19 +312,17 @@ class Store:
         prefix: str | None = None,
         exclude_prefix: str | None = None,
         glob: str | None = None,
-        **read_options: Any,
+        *,
+        serialization_mode: str | None = None,
+        model: type | None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
     ) -> Iterator[Any]:
-        """Yield the values of `iterate_keys(...)`, decoded like `get` (vanished keys skipped)."""
-        read_options["raise_on_nonexist"] = False
+        """Yield the values of `iterate_keys(...)`, decoded like `get`; keys that vanish between
+        listing and reading are skipped."""
         for key in self.iterate_keys(prefix, exclude_prefix, glob):
             data = self.backend.read(key)
             if data is not None:
-                yield self._decode(
-                    data,
-                    read_options.get("serialization_mode"),
-                    read_options.get("model"),
-                    read_options.get("deserialization_func"),
-                )
+                yield self._decode(data, serialization_mode, model, deserialization_func)
 
     def put_many(
         self,
