@@ -201,11 +201,13 @@ class SqlBackend(Backend):
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         with self._serialized(), self.engine.connect() as connection:
-            if self.dialect == "sqlite":
-                yield connection  # the driver autocommits; see _sqlite_pragmas
-            else:
-                # Autocommit spares servers the ROLLBACK round trip after every read.
+            if self.dialect == "postgresql":
+                # psycopg switches autocommit on the client, which spares the ROLLBACK round
+                # trip after every read. (PyMySQL would send SET AUTOCOMMIT twice instead, and
+                # SQLite's driver autocommits already: see _sqlite_pragmas.)
                 yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                yield connection
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
