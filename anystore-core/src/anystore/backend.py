@@ -44,6 +44,9 @@ class Backend:
 
     supports_ttl: ClassVar[bool] = True
     read_only: ClassVar[bool] = False
+    # True where `pop` is atomic on the medium itself. Otherwise `Store.pop` serialises pops of
+    # one key within the process (threads), which is all it can promise.
+    atomic_pop: ClassVar[bool] = False
 
     def __init__(self, uri: str) -> None:
         # Subclasses take their own options as keyword arguments; an unknown one is a TypeError,

@@ -6,12 +6,14 @@ own classes with their own prefix (`ANYSTORE_REDIS_`, `ANYSTORE_SQL_`, ...).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from anystore.options import DEFAULT_URI
+
+S = TypeVar("S", bound=BaseSettings)
 
 SerializationMode = Literal["auto", "raw", "json", "pickle"]
 
@@ -46,3 +48,25 @@ class Settings(BaseSettings):
     def disabled_plugins(self) -> set[str]:
         """The names in `disable_plugins`, stripped, without empties."""
         return {name.strip() for name in self.disable_plugins.split(",") if name.strip()}
+
+
+def load_settings(settings_class: type[S], options: dict[str, Any]) -> S:
+    """Build a plugin's settings from `get_store()` keywords over its environment variables.
+
+    Raises `InvalidOption` naming each bad or unknown option, so a typo never passes silently.
+    """
+    from anystore.exceptions import InvalidOption
+
+    unknown = sorted(set(options) - set(settings_class.model_fields))
+    if unknown:
+        raise InvalidOption(
+            f"Unknown option(s) {', '.join(unknown)} for this backend: it takes "
+            f"{', '.join(sorted(settings_class.model_fields))}"
+        )
+    try:
+        return settings_class(**options)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise InvalidOption(f"Bad backend option: {problems}") from None

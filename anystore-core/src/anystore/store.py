@@ -7,8 +7,10 @@ bytes. Each method takes its options per call too; the call wins over the store'
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from itertools import islice
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
 # put_many and get_many hand the backend batches of this many keys, so that any iterable can be
 # written in bounded memory while each batch still gets the backend's fast path.
 BATCH_SIZE = 1000
+
+# Striped locks that keep two threads from popping one key at once on backends whose pop is
+# read-then-delete (a lock per key would grow without bound).
+_POP_LOCKS = [threading.Lock() for _ in range(64)]
 
 
 class Store:
@@ -163,7 +169,11 @@ class Store:
         Raises like `get`.
         """
         key = normalize_key(key)
-        data = self.backend.pop(key)
+        if self.backend.atomic_pop:
+            data = self.backend.pop(key)
+        else:
+            with _POP_LOCKS[hash((self.uri, key)) % len(_POP_LOCKS)]:
+                data = self.backend.pop(key)
         if data is None:
             return self._missing(key, raise_on_nonexist)
         return self._decode(data, serialization_mode, model, deserialization_func)
@@ -405,7 +415,10 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
     store_options = env_options.updated(**store_options)  # type: ignore[assignment]
     factory = find_backend(uri).load()
     try:
-        backend = factory(uri, **backend_options)
+        # Check the options against the factory's signature first: a TypeError raised inside
+        # the backend is a bug to see, not a bad option.
+        inspect.signature(factory).bind(uri, **backend_options)
     except TypeError as error:
         raise InvalidOption(f"Bad option for the backend of {mask_uri(uri)}: {error}") from None
+    backend = factory(uri, **backend_options)
     return Store(backend, uri, store_options)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from anystore.backend import Backend, BackendStat
 from anystore.exceptions import AnystoreError, BackendUnavailable, mask_uri
 from anystore.io import CHUNK_SIZE, WriteHandle
 from anystore.keys import RESERVED_PREFIX, normalize_prefix
+from anystore.settings import load_settings
 from anystore_redis.settings import RedisSettings
 
 META_PREFIX = RESERVED_PREFIX + "-meta~"
@@ -125,9 +126,11 @@ class RedisBackend(Backend):
     `ssl_cert_reqs`, `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`.
     """
 
+    atomic_pop = True
+
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
-        settings = RedisSettings(**options)
+        settings = load_settings(RedisSettings, options)
         url, prefix = parse_uri(uri)
         self.masked_uri = mask_uri(uri)
         self._prefix = prefix + "/" if prefix else ""

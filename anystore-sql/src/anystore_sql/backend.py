@@ -44,6 +44,7 @@ from anystore.exceptions import (
 )
 from anystore.io import CHUNK_SIZE, WriteHandle, spooled_write_handle
 from anystore.keys import normalize_prefix
+from anystore.settings import load_settings
 from anystore_sql.schema import check_key_length, check_table_name, ensure_table, make_table
 from anystore_sql.settings import SqlSettings
 
@@ -163,9 +164,11 @@ class SqlBackend(Backend):
     `pool_timeout`, `pool_recycle`, `connect_timeout`, `busy_timeout` (SQLite), `echo`.
     """
 
+    atomic_pop = True
+
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
-        settings = SqlSettings(**options)
+        settings = load_settings(SqlSettings, options)
         url, table_name, prefix = parse_uri(uri)
         self.masked_uri = mask_uri(uri)
         self.engine = _engine(url, settings)

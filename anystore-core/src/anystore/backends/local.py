@@ -39,6 +39,8 @@ class LocalBackend(Backend):
     across power loss, much slower).
     """
 
+    atomic_pop = True
+
     def __init__(self, uri: str, fsync: bool = False) -> None:
         super().__init__(uri)
         path = uri.partition("://")[2] if "://" in uri else uri

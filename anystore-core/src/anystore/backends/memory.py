@@ -51,6 +51,8 @@ def _utc(timestamp: float) -> datetime:
 class MemoryBackend(Backend):
     """Keeps values in a dict shared by every store on the same namespace name."""
 
+    atomic_pop = True
+
     def __init__(self, uri: str) -> None:
         super().__init__(uri)
         rest = uri.partition("://")[2]

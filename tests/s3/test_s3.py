@@ -1,0 +1,159 @@
+"""anystore-s3 against moto's S3 server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+
+from anystore import get_store
+from anystore.exceptions import BackendUnavailable, InvalidOption
+from anystore.store import Store
+from anystore.testing import StoreTests
+from tests.services import free_port
+
+
+class TestS3(StoreTests):
+    @pytest.fixture
+    def store(self, bucket: str, s3_endpoint: str) -> Store:
+        return get_store(f"s3://{bucket}", endpoint_url=s3_endpoint)
+
+
+class TestS3Child(StoreTests):
+    @pytest.fixture
+    def store(self, bucket: str, s3_endpoint: str) -> Store:
+        get_store(f"s3://{bucket}/a", endpoint_url=s3_endpoint).put("outside", 1)
+        return get_store(f"s3://{bucket}/a/child", endpoint_url=s3_endpoint)
+
+
+def _client(endpoint: str):  # type: ignore[no-untyped-def]
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def test_values_are_plain_objects(bucket: str, s3_endpoint: str) -> None:
+    store = get_store(f"s3://{bucket}/pre", endpoint_url=s3_endpoint)
+    store.put("data/x.json", {"a": 1})
+    response = _client(s3_endpoint).get_object(Bucket=bucket, Key="pre/data/x.json")
+    assert response["Body"].read() == b'{"a":1}'
+    assert response["ContentType"] == "application/json"
+
+
+def test_configuration_precedence(
+    bucket: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the AWS variable alone is enough for an S3-compatible endpoint...
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    assert get_store(f"s3://{bucket}").backend.endpoint == s3_endpoint
+    # ...ANYSTORE_S3_ wins over it...
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("ANYSTORE_S3_ENDPOINT_URL", dead)
+    with pytest.raises(BackendUnavailable, match=r"127\.0\.0\.1"):
+        get_store(f"s3://{bucket}", connect_timeout=1)
+    # ...and a keyword wins over both.
+    store = get_store(f"s3://{bucket}", endpoint_url=s3_endpoint)
+    store.put("k", 1)
+    assert store.get("k") == 1
+
+
+def test_unknown_option_is_refused(bucket: str, s3_endpoint: str) -> None:
+    with pytest.raises(InvalidOption, match="endpoint"):
+        get_store(f"s3://{bucket}", endpoint=s3_endpoint)
+
+
+def test_paging_past_1000_keys(bucket: str, s3_endpoint: str) -> None:
+    store = get_store(f"s3://{bucket}", endpoint_url=s3_endpoint)
+    store.put_many((f"many/{i:05d}", i) for i in range(2345))
+    keys = store.iterate_keys(prefix="many")
+    assert next(keys) == "many/00000"
+    assert len(list(keys)) == 2344
+
+
+def test_batch_calls_run_concurrently(bucket: str, s3_endpoint: str) -> None:
+    store = get_store(f"s3://{bucket}", endpoint_url=s3_endpoint)
+    store.put_many({f"c/{i}": i for i in range(64)})
+    backend = store.backend
+    in_flight = peak = 0
+    original = backend._call
+
+    async def counting(method: str, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            return await original(method, **kwargs)
+        finally:
+            in_flight -= 1
+
+    backend._call = counting  # type: ignore[method-assign]
+    values = store.get_many([f"c/{i}" for i in range(64)])
+    assert len(values) == 64
+    assert peak > 8
+
+
+def test_ttl_markers_are_cleaned(bucket: str, s3_endpoint: str) -> None:
+    store = get_store(f"s3://{bucket}", endpoint_url=s3_endpoint)
+    store.put("t", 1, ttl=1)
+    store.put("t", 2, ttl=1)  # a rewrite leaves a second marker
+    time.sleep(1.2)
+    assert list(store.iterate_keys()) == []
+    listed = _client(s3_endpoint).list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert listed == []
+
+
+def test_missing_bucket(s3_endpoint: str, aws_env: None) -> None:
+    with pytest.raises(BackendUnavailable, match=r"no-such-bucket.*does not exist"):
+        get_store("s3://no-such-bucket", endpoint_url=s3_endpoint)
+
+
+def test_unreachable_endpoint_is_quick_and_masked(aws_env: None) -> None:
+    port = free_port()
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=f"127.0.0.1:{port}") as error:
+        get_store(
+            "s3://bucket",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            secret_access_key="hunter2",
+            connect_timeout=1,
+        )
+    assert time.monotonic() - start < 20
+    assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_200mb_value_in_bounded_memory(bucket: str, s3_endpoint: str) -> None:
+    script = f"""
+import hashlib
+from anystore import get_store
+
+def peak_mb():
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) // 1024
+
+store = get_store("s3://{bucket}", endpoint_url="{s3_endpoint}")
+chunk = bytes(range(256)) * 4096
+digest = hashlib.sha256()
+with store.open("huge", "wb") as handle:
+    for i in range(200):
+        piece = chunk[i:] + chunk[:i]
+        digest.update(piece)
+        handle.write(piece)
+assert store.info("huge").size == 200 * len(chunk)
+read = hashlib.sha256()
+with store.open("huge", "rb") as handle:
+    while piece := handle.read(1 << 20):
+        read.update(piece)
+assert read.hexdigest() == digest.hexdigest()
+store.delete("huge")
+print(peak_mb())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    peak_mb = int(result.stdout.strip().splitlines()[-1])
+    assert peak_mb < 64, f"peak memory {peak_mb} MB"
