@@ -136,6 +136,8 @@ def peak_mb():
     return int(line.split()[1]) // 1024
 
 store = get_store("s3://{bucket}", endpoint_url="{s3_endpoint}")
+store.put("warm-up", b"x")  # the client and its service model are loaded: the baseline
+baseline = peak_mb()
 chunk = bytes(range(256)) * 4096
 digest = hashlib.sha256()
 with store.open("huge", "wb") as handle:
@@ -150,10 +152,12 @@ with store.open("huge", "rb") as handle:
         read.update(piece)
 assert read.hexdigest() == digest.hexdigest()
 store.delete("huge")
-print(peak_mb())
+print(baseline, peak_mb())
 """
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    peak_mb = int(result.stdout.strip().splitlines()[-1])
-    assert peak_mb < 64, f"peak memory {peak_mb} MB"
+    baseline, peak = map(int, result.stdout.split()[-2:])
+    # botocore's S3 service model and s3fs alone take ~70 MB before any value moves, so the
+    # bound that this backend controls is what moving 200 MB adds on top of that.
+    assert peak - baseline < 64, f"moving 200 MB took {peak - baseline} MB (peak {peak} MB)"
