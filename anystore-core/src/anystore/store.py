@@ -307,6 +307,9 @@ class Store:
         pattern = compile_glob(glob) if glob else None
         start = join(base, glob_literal_prefix(glob)) if glob else base
 
+        if not excluded and pattern is None:
+            return self.backend.list_keys(start)
+
         def keys() -> Iterator[str]:
             for key in self.backend.list_keys(start):
                 if excluded and is_under(key, excluded):

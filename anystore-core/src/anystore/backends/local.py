@@ -178,30 +178,30 @@ class LocalBackend(Backend):
             if not self._expired(start):
                 yield prefix
             return
-        stack = [(start, prefix)]
+        stack = [(start, prefix + "/" if prefix else "")]
         while stack:
             folder, key_prefix = stack.pop()
             try:
                 entries = list(os.scandir(folder))
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            ttl_names = {
-                e.name[len(sidecar.TTL_PREFIX) :]
-                for e in entries
-                if e.name.startswith(sidecar.TTL_PREFIX)
-            }
-            subfolders = []
+            files: list[str] = []
+            subfolders: list[tuple[str, str]] = []
+            ttl_names: set[str] | None = None
             for entry in entries:
                 name = entry.name
-                if name.startswith(RESERVED_PREFIX):
-                    continue
-                key = f"{key_prefix}/{name}" if key_prefix else name
-                if entry.is_dir(follow_symlinks=False):
-                    subfolders.append((entry.path, key))
-                elif name in ttl_names and self._expired(entry.path):
-                    continue
+                if name[0] == "." and name.startswith(RESERVED_PREFIX):
+                    if name.startswith(sidecar.TTL_PREFIX):
+                        ttl_names = ttl_names or set()
+                        ttl_names.add(name[len(sidecar.TTL_PREFIX) :])
+                elif entry.is_dir(follow_symlinks=False):
+                    subfolders.append((entry.path, f"{key_prefix}{name}/"))
                 else:
-                    yield key
+                    files.append(name)
+            for name in files:
+                if ttl_names and name in ttl_names and self._expired(f"{folder}/{name}"):
+                    continue
+                yield key_prefix + name
             stack.extend(reversed(subfolders))
 
     # -- derived, faster ---------------------------------------------------------------------
