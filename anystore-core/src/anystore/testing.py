@@ -17,6 +17,7 @@ through the emulation in `Store`. Tests marked `slow` move more than 100 MB.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import pickle
 import threading
@@ -29,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from anystore.decorators import anycache
 from anystore.exceptions import DoesNotExist, InvalidKey, SerializationError
 from anystore.options import StoreOptions
 from anystore.store import Store
@@ -559,3 +561,88 @@ class StoreTests:
         with pytest.raises(ValueError, match="ttl"):
             StoreOptions(default_ttl=ttl) if isinstance(ttl, str) else store.put("k", 1, ttl=ttl)
         assert not store.exists("k")
+
+    # -- anycache ----------------------------------------------------------------------------
+
+    def test_anycache_reads_the_cache(self, store: Store) -> None:
+        calls: list[Any] = []
+
+        @anycache(store=store)
+        def double(x: Any) -> Any:
+            calls.append(x)
+            return x * 2
+
+        assert double(21) == 42 and double(21) == 42
+        assert double("21") == "2121"  # f(1) and f("1") are different entries
+        assert calls == [21, "21"]
+        assert len(list(store.iterate_keys())) == 2
+
+    def test_anycache_key_func_ttl_and_bypass(self, store: Store) -> None:
+        calls: list[int] = []
+
+        @anycache(store=store, key_func=lambda x: None if x < 0 else f"square/{x}", ttl=1)
+        def square(x: int) -> int:
+            calls.append(x)
+            return x * x
+
+        assert square(3) == 9 and square(3) == 9 and square(-2) == 4 and square(-2) == 4
+        assert calls == [3, -2, -2]
+        assert store.get("square/3") == 9
+        time.sleep(1.2)
+        assert square(3) == 9
+        assert calls == [3, -2, -2, 3]
+
+        @anycache(store=store, key_func=lambda x: f"fresh/{x}", use_cache=False)
+        def fresh(x: int) -> int:
+            calls.append(x)
+            return x
+
+        fresh(7)
+        fresh(7)
+        assert calls[-2:] == [7, 7] and store.get("fresh/7") == 7
+
+    def test_anycache_model_and_async(self, store: Store) -> None:
+        @anycache(store=store, model=Item)
+        def make(name: str) -> Item:
+            return Item(name=name, count=len(name))
+
+        assert make("abc") == Item(name="abc", count=3)
+        assert make("abc") == Item(name="abc", count=3)
+        calls: list[int] = []
+
+        @anycache(store=store)
+        async def slow(x: int) -> int:
+            calls.append(x)
+            await asyncio.sleep(0.01)
+            return x + 1
+
+        async def run() -> list[int]:
+            first = await slow(1)
+            return [first, *await asyncio.gather(slow(1), slow(1), slow(2))]
+
+        assert asyncio.run(run()) == [2, 2, 2, 3]
+        assert calls == [1, 2]
+
+    def test_anycache_stampede_computes_once(self, store: Store) -> None:
+        calls: list[int] = []
+        barrier = threading.Barrier(8)
+
+        @anycache(store=store)
+        def expensive(x: int) -> int:
+            calls.append(x)
+            time.sleep(0.2)
+            return x
+
+        results: list[int] = []
+
+        def ask() -> None:
+            barrier.wait()
+            results.append(expensive(5))
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [5] * 8
+        assert calls == [5]

@@ -1,0 +1,217 @@
+"""`anycache`: cache a function's results in any store.
+
+    from anystore.decorators import anycache
+
+    @anycache(uri="redis://localhost/0/cache", ttl=3600)
+    def fetch(url: str) -> dict: ...
+
+The default key is `<module>.<qualified name>/<sha256 of the arguments>`, stable across processes
+and Python versions, with types kept apart (`f(1)` and `f("1")` are different entries). While one
+thread computes a key, other threads asking for the same key wait for its result instead of
+computing it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import inspect
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import orjson
+
+from anystore.exceptions import DoesNotExist, InvalidOption
+from anystore.store import Store, get_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-encodable form of `value` that keeps types apart and does not depend on order."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float, str)):
+        return [type(value).__name__, value]
+    if isinstance(value, bytes):
+        return ["bytes", value.hex()]
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_canonical(item) for item in value]]
+    if isinstance(value, (set, frozenset)):
+        items = sorted((_canonical(item) for item in value), key=orjson.dumps)
+        return [type(value).__name__, items]
+    if isinstance(value, dict):
+        pairs = sorted(([_canonical(k), _canonical(v)] for k, v in value.items()), key=orjson.dumps)
+        return ["dict", pairs]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # a pydantic model
+        return [type(value).__qualname__, _canonical(dump(mode="json"))]
+    # Anything else: its type and repr. Give such arguments a key_func if their repr is not
+    # stable (the default object repr holds a memory address).
+    return [f"{type(value).__module__}.{type(value).__qualname__}", repr(value)]
+
+
+def default_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The key `anycache` uses when no `key_func` is given."""
+    encoded = orjson.dumps([_canonical(list(args)), _canonical(kwargs)])
+    digest = hashlib.sha256(encoded).hexdigest()
+    return f"{func.__module__}.{func.__qualname__}/{digest}"
+
+
+def _use_cache_default() -> bool:
+    return os.environ.get("ANYSTORE_USE_CACHE", "1").lower() not in ("0", "false", "no")
+
+
+class _KeyLocks:
+    """One lock per key being computed, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    def acquire(self, key: str) -> threading.Lock:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        lock.acquire()
+        return lock
+
+    def release(self, key: str, lock: threading.Lock) -> None:
+        lock.release()
+        with self._guard:
+            _, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+@overload
+def anycache(func: F) -> F: ...
+
+
+@overload
+def anycache(
+    func: None = None,
+    *,
+    store: Store | None = None,
+    uri: str | None = None,
+    key_func: Callable[..., str | None] | None = None,
+    ttl: float | None = None,
+    model: type | None = None,
+    serialization_mode: str | None = None,
+    use_cache: bool | None = None,
+) -> Callable[[F], F]: ...
+
+
+def anycache(
+    func: F | None = None,
+    *,
+    store: Store | None = None,
+    uri: str | None = None,
+    key_func: Callable[..., str | None] | None = None,
+    ttl: float | None = None,
+    model: type | None = None,
+    serialization_mode: str | None = None,
+    use_cache: bool | None = None,
+) -> F | Callable[[F], F]:
+    """Cache `func`'s results in a store: bare (`@anycache`) or with options.
+
+    `store=` a Store, or `uri=` to open one (default: `get_store()`); `key_func(*args,
+    **kwargs)` returns the key, or None for "do not cache this call"; `ttl` in seconds; `model`
+    validates cached values into a pydantic model; `use_cache=False` (or ANYSTORE_USE_CACHE=0)
+    skips reading the cache but still writes it. Works on functions, methods and `async def`.
+    Raises `InvalidOption` when given both `store` and `uri`.
+    """
+    if store is not None and uri is not None:
+        raise InvalidOption("anycache takes store= or uri=, not both")
+
+    def decorate(function: F) -> F:
+        opened: list[Store] = []
+        locks = _KeyLocks()
+
+        def cache() -> Store:
+            if not opened:
+                opened.append(store if store is not None else get_store(uri))
+            return opened[0]
+
+        def key_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+            if key_func is not None:
+                return key_func(*args, **kwargs)
+            return default_key(function, args, kwargs)
+
+        def reading() -> bool:
+            return _use_cache_default() if use_cache is None else use_cache
+
+        def lookup(key: str) -> tuple[bool, Any]:
+            try:
+                value = cache().get(
+                    key,
+                    raise_on_nonexist=True,
+                    model=model,
+                    serialization_mode=serialization_mode,
+                )
+            except DoesNotExist:
+                return False, None
+            return True, value
+
+        def remember(key: str, value: Any) -> None:
+            cache().put(key, value, ttl=ttl, serialization_mode=serialization_mode)
+
+        if inspect.iscoroutinefunction(function):
+            async_locks: dict[str, asyncio.Lock] = {}
+
+            @functools.wraps(function)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                key = key_for(args, kwargs)
+                if key is None:
+                    return await function(*args, **kwargs)
+                if reading():
+                    found, value = await asyncio.to_thread(lookup, key)
+                    if found:
+                        return value
+                lock = async_locks.setdefault(key, asyncio.Lock())
+                try:
+                    async with lock:
+                        if reading():
+                            found, value = await asyncio.to_thread(lookup, key)
+                            if found:
+                                return value
+                        value = await function(*args, **kwargs)
+                        await asyncio.to_thread(remember, key, value)
+                        return value
+                finally:
+                    # Waiters already hold this lock object; newcomers read the cache first.
+                    if not lock.locked():
+                        async_locks.pop(key, None)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = key_for(args, kwargs)
+            if key is None:
+                return function(*args, **kwargs)
+            if reading():
+                found, value = lookup(key)
+                if found:
+                    return value
+            lock = locks.acquire(key)
+            try:
+                # Another thread may have computed it while this one waited.
+                if reading():
+                    found, value = lookup(key)
+                    if found:
+                        return value
+                value = function(*args, **kwargs)
+                remember(key, value)
+                return value
+            finally:
+                locks.release(key, lock)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
