@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from anystore.store import Store
 from anystore.testing import StoreTests
 from anystore_redis.backend import parse_uri
 from tests.services import free_port, in_ci, require_port
+from tests.transfer import move_200mb
 
 HOST, PORT = "127.0.0.1", 6379
 
@@ -218,36 +218,5 @@ def test_unix_socket(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_200mb_value_in_bounded_memory(prefix: str) -> None:
-    script = f"""
-import hashlib
-from anystore import get_store
-
-def peak_mb():
-    # VmHWM belongs to this process's own address space; getrusage's ru_maxrss would carry
-    # the parent's peak across fork and exec.
-    with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("VmHWM:"))
-    return int(line.split()[1]) // 1024
-
-store = get_store("redis://{HOST}:{PORT}/0/{prefix}")
-chunk = bytes(range(256)) * 4096
-digest = hashlib.sha256()
-with store.open("huge", "wb") as handle:
-    for i in range(200):
-        piece = chunk[i:] + chunk[:i]
-        digest.update(piece)
-        handle.write(piece)
-assert store.info("huge").size == 200 * len(chunk)
-read = hashlib.sha256()
-with store.open("huge", "rb") as handle:
-    while piece := handle.read(1 << 20):
-        read.update(piece)
-assert read.hexdigest() == digest.hexdigest()
-store.delete("huge")
-print(peak_mb())
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    peak_mb = int(result.stdout.strip().splitlines()[-1])
-    assert peak_mb < 64, f"peak memory {peak_mb} MB"
+    _, peak = move_200mb(f'"redis://{HOST}:{PORT}/0/{prefix}"')
+    assert peak < 64, f"peak memory {peak} MB"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 
 import boto3
@@ -15,6 +13,7 @@ from anystore.exceptions import BackendUnavailable, InvalidOption
 from anystore.store import Store
 from anystore.testing import StoreTests
 from tests.services import free_port
+from tests.transfer import move_200mb
 
 
 class TestS3(StoreTests):
@@ -126,38 +125,7 @@ def test_unreachable_endpoint_is_quick_and_masked(aws_env: None) -> None:
 
 @pytest.mark.slow
 def test_200mb_value_in_bounded_memory(bucket: str, s3_endpoint: str) -> None:
-    script = f"""
-import hashlib
-from anystore import get_store
-
-def peak_mb():
-    with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("VmHWM:"))
-    return int(line.split()[1]) // 1024
-
-store = get_store("s3://{bucket}", endpoint_url="{s3_endpoint}")
-store.put("warm-up", b"x")  # the client and its service model are loaded: the baseline
-baseline = peak_mb()
-chunk = bytes(range(256)) * 4096
-digest = hashlib.sha256()
-with store.open("huge", "wb") as handle:
-    for i in range(200):
-        piece = chunk[i:] + chunk[:i]
-        digest.update(piece)
-        handle.write(piece)
-assert store.info("huge").size == 200 * len(chunk)
-read = hashlib.sha256()
-with store.open("huge", "rb") as handle:
-    while piece := handle.read(1 << 20):
-        read.update(piece)
-assert read.hexdigest() == digest.hexdigest()
-store.delete("huge")
-print(baseline, peak_mb())
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    baseline, peak = map(int, result.stdout.split()[-2:])
+    baseline, peak = move_200mb(f'"s3://{bucket}", endpoint_url="{s3_endpoint}"')
     # botocore's S3 service model and s3fs alone take ~70 MB before any value moves, so the
     # bound that this backend controls is what moving 200 MB adds on top of that.
     assert peak - baseline < 64, f"moving 200 MB took {peak - baseline} MB (peak {peak} MB)"
