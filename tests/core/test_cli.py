@@ -80,3 +80,26 @@ def test_console_script_has_no_traceback(tmp_path: Path):
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "'..'" in result.stderr
+
+
+def test_pop_keys_info_and_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    store = ["--store", str(tmp_path)]
+    run(capsysbinary, *store, "put", "a/one", "1")
+    run(capsysbinary, *store, "put", "a/two.json", '{"x": 2}')
+    code, out, _ = run(capsysbinary, *store, "keys", "--info", "--prefix", "a")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert sorted((line["key"], line["size"]) for line in lines) == [
+        ("a/one", 1),
+        ("a/two.json", 8),
+    ]
+    assert {line["mimetype"] for line in lines} >= {"application/json"}
+    assert run(capsysbinary, *store, "pop", "a/one")[:2] == (0, b"1")
+    assert run(capsysbinary, *store, "pop", "a/one")[0] == 1
+    monkeypatch.setenv("ANYSTORE_URI", "redis://user:hunter2@localhost/0")
+    code, out, _ = run(capsysbinary, "settings")
+    settings = json.loads(out)
+    assert code == 0 and settings["uri"] == "redis://user:***@localhost/0"
+    assert settings["serialization_mode"] == "auto" and b"hunter2" not in out

@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument("value", nargs="?", default="-")
     put.add_argument("--ttl", type=float, default=None, help="seconds until the key expires")
     commands.add_parser("get", help="print the value at KEY").add_argument("key")
+    commands.add_parser("pop", help="print the value at KEY and delete it").add_argument("key")
     commands.add_parser("delete", help="delete KEY (missing keys are fine)").add_argument("key")
     commands.add_parser("exists", help="exit 0 if KEY exists, else 1").add_argument("key")
     commands.add_parser("info", help="print KEY's size, times and mimetype as JSON").add_argument(
@@ -41,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--prefix", default=None)
     keys.add_argument("--exclude-prefix", default=None)
     keys.add_argument("--glob", default=None)
+    keys.add_argument("--info", action="store_true", help="one JSON line of Stats per key")
     commands.add_parser("backends", help="list installed plugins, their schemes and versions")
+    commands.add_parser("settings", help="print the effective settings as JSON (secrets masked)")
     return parser
 
 
@@ -49,6 +52,19 @@ def _run(args: argparse.Namespace) -> int:
     from anystore.store import get_store
 
     out = sys.stdout.buffer
+    if args.command == "settings":
+        import json
+
+        from anystore.exceptions import mask_uri
+        from anystore.settings import Settings
+
+        settings = Settings()
+        if args.store:
+            settings.uri = args.store
+        values = settings.model_dump(mode="json")
+        values["uri"] = mask_uri(values["uri"])
+        print(json.dumps(values, indent=2, sort_keys=True))
+        return 0
     if args.command == "backends":
         from anystore.plugins import installed_plugins
 
@@ -67,6 +83,9 @@ def _run(args: argparse.Namespace) -> int:
                     handle.write(chunk)
         else:
             store.put(args.key, args.value.encode("utf-8"), ttl=args.ttl)
+    elif args.command == "pop":
+        out.write(store.pop(args.key))
+        out.flush()
     elif args.command == "get":
         handle = store.open(args.key, "rb")
         with handle:  # type: ignore[union-attr]
@@ -83,7 +102,12 @@ def _run(args: argparse.Namespace) -> int:
         print(store.info(args.key).model_dump_json())  # type: ignore[union-attr]
     elif args.command == "keys":
         for key in store.iterate_keys(args.prefix, args.exclude_prefix, args.glob):
-            print(key)
+            if args.info:
+                stats = store.info(key, raise_on_nonexist=False)
+                if stats is not None:  # vanished between listing and reading
+                    print(stats.model_dump_json())
+            else:
+                print(key)
     return 0
 
 
