@@ -103,3 +103,12 @@ def test_pop_keys_info_and_settings(
     settings = json.loads(out)
     assert code == 0 and settings["uri"] == "redis://user:***@localhost/0"
     assert settings["serialization_mode"] == "auto" and b"hunter2" not in out
+
+
+def test_copy_command(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]):
+    source, target = str(tmp_path / "src"), "memory://cli-copy-target"
+    for i in range(3):
+        run(capsysbinary, "--store", source, "put", f"k{i}", str(i))
+    code, out, _ = run(capsysbinary, "copy", source, target)
+    assert (code, out) == (0, b"3 copied, 0 skipped, 0 kept\n")
+    assert run(capsysbinary, "copy", source, target)[1] == b"0 copied, 3 skipped, 0 kept\n"

@@ -23,6 +23,7 @@ _EXPORTS = {
     "Stats": "anystore.stats",
     "hookimpl": "anystore.hookspecs",
     "Settings": "anystore.settings",
+    "copy": "anystore.copying",
 }
 
 __all__ = [
@@ -32,12 +33,14 @@ __all__ = [
     "Stats",
     "Store",
     "__version__",
+    "copy",
     "get_store",
     "hookimpl",
 ]
 
 if TYPE_CHECKING:
     from anystore.backend import Backend, BackendStat
+    from anystore.copying import copy
     from anystore.hookspecs import hookimpl
     from anystore.settings import Settings
     from anystore.stats import Stats

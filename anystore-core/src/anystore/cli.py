@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--exclude-prefix", default=None)
     keys.add_argument("--glob", default=None)
     keys.add_argument("--info", action="store_true", help="one JSON line of Stats per key")
+    copy = commands.add_parser("copy", help="copy keys from SOURCE to TARGET (resumable)")
+    copy.add_argument("source", metavar="SOURCE_URI")
+    copy.add_argument("target", metavar="TARGET_URI")
+    copy.add_argument("--prefix", default=None)
+    copy.add_argument("--glob", default=None)
+    copy.add_argument("--overwrite", action="store_true", help="replace keys that differ")
     commands.add_parser("backends", help="list installed plugins, their schemes and versions")
     commands.add_parser("settings", help="print the effective settings as JSON (secrets masked)")
     return parser
@@ -75,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
             )
             print(f"{plugin.name}\t{plugin.distribution} {plugin.version}\t{schemes}")
         return 0
+    if args.command == "copy":
+        return _copy(args)
     store = get_store(args.store, serialization_mode="raw")
     if args.command == "put":
         if args.value == "-":
@@ -108,6 +116,34 @@ def _run(args: argparse.Namespace) -> int:
                     print(stats.model_dump_json())
             else:
                 print(key)
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from anystore.copying import copy
+    from anystore.store import get_store
+
+    source, target = get_store(args.source), get_store(args.target)
+    counts = {"copied": 0, "skipped": 0, "kept": 0}
+    live = sys.stderr.isatty()
+
+    def progress(key: str, outcome: str) -> None:
+        counts[outcome] += 1
+        if live:  # one line, rewritten in place, on a terminal
+            done = ", ".join(f"{n} {name}" for name, n in counts.items())
+            print(f"\r{done}: {key[-60:]}\033[K", end="", file=sys.stderr, flush=True)
+
+    report = copy(
+        source,
+        target,
+        prefix=args.prefix,
+        glob=args.glob,
+        overwrite=args.overwrite,
+        progress=progress,
+    )
+    if live:
+        print(file=sys.stderr)
+    print(report)
     return 0
 
 

@@ -32,6 +32,7 @@ from anystore.options import DEFAULT_URI, OPTION_NAMES, StoreOptions, check_ttl,
 from anystore.serialization import decode, encode
 
 if TYPE_CHECKING:
+    from anystore.copying import CopyReport
     from anystore.stats import Stats
 
 # put_many and get_many hand the backend batches of this many keys, so that any iterable can be
@@ -378,6 +379,20 @@ class Store:
             for key, data in self.backend.read_many(batch):
                 result[key] = self._decode(data, serialization_mode, model, deserialization_func)
         return result
+
+    def copy_to(
+        self,
+        target: Store,
+        *,
+        prefix: str | None = None,
+        glob: str | None = None,
+        overwrite: bool = False,
+        progress: Callable[[str, str], None] | None = None,
+    ) -> CopyReport:
+        """Copy this store's keys to `target`; see `anystore.copy`."""
+        from anystore.copying import copy
+
+        return copy(self, target, prefix=prefix, glob=glob, overwrite=overwrite, progress=progress)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete every key; missing keys are ignored. Raises `InvalidKey` before deleting any
