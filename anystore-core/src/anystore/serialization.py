@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from anystore.exceptions import SerializationError
+from anystore.options import check_mode
 
 # The first byte of anything orjson could parse (after optional whitespace). Checking it first
 # keeps `auto` from raising and catching a JSON error for every plain-text value.
@@ -79,7 +80,8 @@ def encode(value: Any, mode: str, func: Callable[[Any], Any] | None = None) -> b
             return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as error:
             raise SerializationError(f"Cannot pickle {type(value).__name__}: {error}") from error
-    raise SerializationError(f"Unknown serialization_mode {mode!r}: use auto, raw, json or pickle")
+    check_mode(mode)  # raises InvalidOption, as an unknown mode on the store does
+    raise AssertionError(mode)
 
 
 def decode_auto(data: bytes) -> Any:
@@ -123,7 +125,8 @@ def decode(
         except Exception as error:
             raise SerializationError(f"Stored bytes are not a pickle ({error}).") from error
         return _validate(model, value) if model is not None else value
-    raise SerializationError(f"Unknown serialization_mode {mode!r}: use auto, raw, json or pickle")
+    check_mode(mode)  # raises InvalidOption, as an unknown mode on the store does
+    raise AssertionError(mode)
 
 
 def _validate(model: type, data: Any) -> Any:

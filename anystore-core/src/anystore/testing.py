@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from anystore.decorators import anycache
-from anystore.exceptions import DoesNotExist, InvalidKey, SerializationError
+from anystore.exceptions import DoesNotExist, InvalidKey, InvalidOption, SerializationError
 from anystore.options import StoreOptions
 from anystore.store import Store
 
@@ -349,6 +349,20 @@ class StoreTests:
         assert store.get("f", serialization_mode="raw") == b"old"
         assert not store.exists("g")
         assert sorted(store.iterate_keys()) == ["f"]
+
+    def test_open_write_of_nothing_is_an_empty_value(self, store: Store) -> None:
+        with store.open("empty", "wb"):
+            pass
+        assert store.get("empty", serialization_mode="raw") == b""
+        assert store.info("empty").size == 0
+
+    def test_unknown_mode_per_call(self, store: Store) -> None:
+        with pytest.raises(InvalidOption, match="yaml"):
+            store.put("k", 1, serialization_mode="yaml")
+        assert not store.exists("k")
+        store.put("k", 1)
+        with pytest.raises(InvalidOption, match="yaml"):
+            store.get("k", serialization_mode="yaml")
 
     def test_open_bad_mode(self, store: Store) -> None:
         with pytest.raises(ValueError, match="mode"):

@@ -312,6 +312,3 @@ class S3Backend(Backend):
             target.closed = True
 
         return WriteHandle(handle, commit, abort)
-
-    def close(self) -> None:
-        pass

@@ -127,9 +127,6 @@ class FsspecBackend(Backend):
             expires_at=datetime.fromtimestamp(expires_at, timezone.utc) if expires_at else None,
         )
 
-    def exists(self, key: str) -> bool:
-        return self.stat(key) is not None
-
     def list_keys(self, prefix: str) -> Iterator[str]:
         start = self._path(prefix) if prefix else self.root
         cut = len(self.root) + 1 if self.root else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mode
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import IO
@@ -59,19 +60,24 @@ class LocalBackend(Backend):
         head, name = os.path.split(path)
         return os.path.join(head, sidecar.sidecar_name(name))
 
-    def _expired(self, path: str) -> bool:
-        """True if `path` has a TTL that has passed (and then removes both files)."""
-        side = self._sidecar(path)
-        if not os.path.exists(side):
-            return False
+    def _expiry(self, path: str) -> float | None:
+        """The expiry in `path`'s TTL sidecar, or None if it has none."""
         try:
-            with open(side, "rb") as handle:
-                expired = sidecar.is_expired(handle.read())
+            with open(self._sidecar(path), "rb") as handle:
+                return sidecar.expires_at(handle.read())
         except FileNotFoundError:
+            return None
+
+    def _expired(self, path: str, expiry: float | None = None) -> bool:
+        """True if `path` has a TTL that has passed (and then removes both files).
+
+        Pass `expiry` when it was already read, so the sidecar is not read twice."""
+        if expiry is None:
+            expiry = self._expiry(path)
+        if expiry is None or expiry > time.time():
             return False
-        if expired:
-            self._remove(path)
-        return expired
+        self._remove(path)
+        return True
 
     def _remove(self, path: str) -> None:
         for target in (path, self._sidecar(path)):
@@ -141,29 +147,24 @@ class LocalBackend(Backend):
                 return
             folder = os.path.dirname(folder)
 
-    def _stat_live(self, path: str) -> os.stat_result | None:
+    def _stat_live(self, path: str) -> tuple[os.stat_result, float | None] | None:
+        """(stat, expiry) of a live value file, or None if missing, a folder or expired."""
         try:
             result = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not stat_mode.S_ISREG(result.st_mode):
             return None
-        if result.st_mode & TTL_HINT and self._expired(path):
+        expires = self._expiry(path) if result.st_mode & TTL_HINT else None
+        if expires is not None and self._expired(path, expires):
             return None
-        return result
+        return result, expires
 
     def stat(self, key: str) -> BackendStat | None:
-        path = self._path(key)
-        result = self._stat_live(path)
-        if result is None:
+        live = self._stat_live(self._path(key))
+        if live is None:
             return None
-        expires = None
-        if result.st_mode & TTL_HINT:
-            try:
-                with open(self._sidecar(path), "rb") as handle:
-                    expires = sidecar.expires_at(handle.read())
-            except FileNotFoundError:
-                pass
+        result, expires = live
         return BackendStat(
             size=result.st_size,
             # A rename replaces the file, so the filesystem cannot keep the first write's time.

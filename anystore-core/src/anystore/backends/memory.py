@@ -91,10 +91,6 @@ class MemoryBackend(Backend):
             created = old.created if alive else now  # type: ignore[union-attr]
             self._entries[full] = _Entry(data, created, now, expires)
 
-    def write_many(self, items: list[tuple[str, bytes]], ttl: float | None = None) -> None:
-        for key, data in items:
-            self.write(key, data, ttl)
-
     def delete(self, key: str) -> None:
         with self._lock:
             self._entries.pop(self._prefix + key, None)

@@ -38,10 +38,8 @@ def expiry_text(ttl: float) -> bytes:
 
 def is_expired(text: bytes) -> bool:
     """Tell whether a sidecar's content names a time that has passed (garbage counts as live)."""
-    try:
-        return float(text) <= time.time()
-    except ValueError:
-        return False
+    expiry = expires_at(text)
+    return expiry is not None and expiry <= time.time()
 
 
 def expires_at(text: bytes) -> float | None:
