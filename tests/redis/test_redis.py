@@ -17,6 +17,11 @@ from anystore.exceptions import AnystoreError, BackendUnavailable
 from anystore.store import Store
 from anystore.testing import StoreTests
 from anystore_redis.backend import parse_uri
+from tests.locks import (
+    assert_anycache_computes_once_across_processes,
+    assert_crashed_holder_lapses,
+    assert_exclusive_across_processes,
+)
 from tests.services import free_port, in_ci, require_port
 from tests.transfer import move_200mb
 
@@ -220,3 +225,25 @@ def test_unix_socket(tmp_path: Path) -> None:
 def test_200mb_value_in_bounded_memory(prefix: str) -> None:
     _, peak = move_200mb(f'"redis://{HOST}:{PORT}/0/{prefix}"')
     assert peak < 64, f"peak memory {peak} MB"
+
+
+def test_lock_is_exclusive_across_processes(prefix: str) -> None:
+    assert_exclusive_across_processes(f"redis://{HOST}:{PORT}/0/{prefix}")
+
+
+def test_crashed_holder_lapses(prefix: str) -> None:
+    assert_crashed_holder_lapses(f"redis://{HOST}:{PORT}/0/{prefix}")
+
+
+def test_anycache_computes_once_across_processes(prefix: str, tmp_path: Path) -> None:
+    uri = f"redis://{HOST}:{PORT}/0/{prefix}"
+    assert_anycache_computes_once_across_processes(uri, tmp_path / "calls")
+
+
+def test_lock_is_a_native_expiring_key(client: redis.Redis, prefix: str) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    with store.lock("a/job", ttl=30):
+        name = f"{prefix}/a/.~anystore-lock~job"
+        assert 0 < client.pttl(name) <= 30_000
+        assert list(store.iterate_keys()) == []
+    assert not client.exists(name)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import boto3
 import pytest
 
 from anystore import get_store
-from anystore.exceptions import BackendUnavailable, InvalidOption
+from anystore.exceptions import BackendUnavailable, InvalidOption, NotSupported
 from anystore.store import Store
 from anystore.testing import StoreTests
+from tests.locks import assert_crashed_holder_lapses, assert_exclusive_across_processes
 from tests.services import free_port
 from tests.transfer import move_200mb
 
@@ -129,3 +131,38 @@ def test_200mb_value_in_bounded_memory(bucket: str, s3_endpoint: str) -> None:
     # botocore's S3 service model and s3fs alone take ~70 MB before any value moves, so the
     # bound that this backend controls is what moving 200 MB adds on top of that.
     assert peak - baseline < 64, f"moving 200 MB took {peak - baseline} MB (peak {peak} MB)"
+
+
+def test_lock_is_exclusive_across_processes(bucket: str, s3_endpoint: str) -> None:
+    assert_exclusive_across_processes(f"s3://{bucket}", {"endpoint_url": s3_endpoint})
+
+
+def test_crashed_holder_lapses(bucket: str, s3_endpoint: str) -> None:
+    assert_crashed_holder_lapses(f"s3://{bucket}", {"endpoint_url": s3_endpoint})
+
+
+def test_lock_is_a_conditional_put(bucket: str, s3_endpoint: str) -> None:
+    store = get_store(f"s3://{bucket}/pre", endpoint_url=s3_endpoint)
+    with store.lock("a/job", ttl=30):
+        head = _client(s3_endpoint).head_object(Bucket=bucket, Key="pre/a/.~anystore-lock~job")
+        assert float(head["Metadata"]["anystore-expires"]) > time.time() + 25
+        assert list(store.iterate_keys()) == []
+    keys = _client(s3_endpoint).list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert keys == []  # the lock and the probe object are gone
+
+
+def test_endpoint_ignoring_conditions_cannot_lock(
+    bucket: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = get_store(f"s3://{bucket}", endpoint_url=s3_endpoint)
+    backend = store.backend
+    call = backend._call  # type: ignore[attr-defined]
+
+    async def ignoring_conditions(method: str, **kwargs: Any) -> Any:
+        kwargs.pop("IfNoneMatch", None)
+        kwargs.pop("IfMatch", None)
+        return await call(method, **kwargs)
+
+    monkeypatch.setattr(backend, "_call", ignoring_conditions)
+    with pytest.raises(NotSupported, match="ignores conditional requests"):
+        store.lock("job").acquire()

@@ -23,6 +23,11 @@ from anystore.exceptions import (
 from anystore.store import Store
 from anystore.testing import StoreTests
 from anystore_sql.backend import parse_uri
+from tests.locks import (
+    assert_anycache_computes_once_across_processes,
+    assert_crashed_holder_lapses,
+    assert_exclusive_across_processes,
+)
 from tests.services import free_port, require_port
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -54,9 +59,7 @@ def mariadb_packet_limit() -> Iterator[None]:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql", "mariadb"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL with a fresh table of its own (dropped afterwards)."""
+def _database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     table = _table()
     if request.param == "sqlite-file":
         yield f"sqlite:///{tmp_path}/store.db?table={table}"
@@ -74,6 +77,18 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         request.getfixturevalue("mariadb_packet_limit")
     yield f"{url}?table={table}"
     _drop(url, table)
+
+
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql", "mariadb"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL with a fresh table of its own (dropped afterwards)."""
+    yield from _database(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
+def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Like `database`, but one that several processes can open."""
+    yield from _database(request, tmp_path)
 
 
 class TestSql(StoreTests):
@@ -239,3 +254,23 @@ def test_several_processes_write_one_sqlite_file(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr.decode()[-2000:]
     assert len(list(get_store(uri).iterate_keys())) == 1 + 4 * 300
+
+
+def test_lock_is_exclusive_across_processes(shared_database: str) -> None:
+    assert_exclusive_across_processes(shared_database)
+
+
+def test_crashed_holder_lapses(shared_database: str) -> None:
+    assert_crashed_holder_lapses(shared_database)
+
+
+def test_anycache_computes_once_across_processes(shared_database: str, tmp_path: Path) -> None:
+    assert_anycache_computes_once_across_processes(shared_database, tmp_path / "calls")
+
+
+def test_lock_rows_are_hidden_and_purged(database: str) -> None:
+    store = get_store(database)
+    store.lock("job", ttl=0.2).acquire()
+    assert list(store.iterate_keys()) == []
+    time.sleep(0.3)
+    assert store.backend.purge_expired() == 1  # type: ignore[attr-defined]

@@ -47,6 +47,8 @@ class Backend:
     # True where `pop` is atomic on the medium itself. Otherwise `Store.pop` serialises pops of
     # one key within the process (threads), which is all it can promise.
     atomic_pop: ClassVar[bool] = False
+    # True where `acquire_lock`/`release_lock` are implemented atomically (see there).
+    supports_locks: ClassVar[bool] = False
 
     def __init__(self, uri: str) -> None:
         # Subclasses take their own options as keyword arguments; an unknown one is a TypeError,
@@ -124,6 +126,27 @@ class Backend:
         to stream to the medium.
         """
         return spooled_write_handle(lambda spool: self.write(key, spool.read(), ttl))
+
+    # -- locks: only for media that can create a name atomically ---------------------------
+
+    def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Create the lock `name` holding `token` unless a live lock of that name exists.
+
+        Return True if this call created it. It must be atomic against every other process
+        using the medium (of two racing calls exactly one wins), and the lock must count as gone
+        `ttl` seconds later, so that a crashed holder cannot block others forever. `name` is a
+        normalised key; keep locks apart from values (a reserved `.~anystore` name or a separate
+        table) so that they never show up in listings. Set `supports_locks = True` when done;
+        a backend that cannot do this atomically leaves it False and `Store.lock` says so.
+        """
+        raise NotImplementedError
+
+    def release_lock(self, name: str, token: str) -> bool:
+        """Remove the lock `name` if it still holds `token` (atomically: compare and delete).
+
+        Return False when it no longer does (it expired and maybe someone else holds it now).
+        """
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release connections or handles; the default has none."""

@@ -8,7 +8,7 @@
 The default key is `<module>.<qualified name>/<sha256 of the arguments>`, stable across processes
 and Python versions, with types kept apart (`f(1)` and `f("1")` are different entries). While one
 thread computes a key, other threads asking for the same key wait for its result instead of
-computing it again.
+computing it again; with `lock=True`, processes sharing the store wait too (`Store.lock`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ import inspect
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import orjson
 
-from anystore.exceptions import DoesNotExist, InvalidOption
+from anystore.exceptions import DoesNotExist, InvalidOption, LockError
+from anystore.options import check_ttl
 from anystore.store import Store, get_store
+
+if TYPE_CHECKING:
+    from anystore.locking import Lock
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +63,14 @@ def default_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
     encoded = orjson.dumps([_canonical(list(args)), _canonical(kwargs)])
     digest = hashlib.sha256(encoded).hexdigest()
     return f"{func.__module__}.{func.__qualname__}/{digest}"
+
+
+def release(shared: Lock) -> None:
+    """Release a computation's lock; one that lapsed meanwhile only cost a duplicate run."""
+    try:
+        shared.release()
+    except LockError:
+        pass
 
 
 def _use_cache_default() -> bool:
@@ -104,6 +116,8 @@ def anycache(
     model: type | None = None,
     serialization_mode: str | None = None,
     use_cache: bool | None = None,
+    lock: bool = False,
+    lock_ttl: float = 600.0,
 ) -> Callable[[F], F]: ...
 
 
@@ -117,17 +131,23 @@ def anycache(
     model: type | None = None,
     serialization_mode: str | None = None,
     use_cache: bool | None = None,
+    lock: bool = False,
+    lock_ttl: float = 600.0,
 ) -> F | Callable[[F], F]:
     """Cache `func`'s results in a store: bare (`@anycache`) or with options.
 
     `store=` a Store, or `uri=` to open one (default: `get_store()`); `key_func(*args,
     **kwargs)` returns the key, or None for "do not cache this call"; `ttl` in seconds; `model`
     validates cached values into a pydantic model; `use_cache=False` (or ANYSTORE_USE_CACHE=0)
-    skips reading the cache but still writes it. Works on functions, methods and `async def`.
-    Raises `InvalidOption` when given both `store` and `uri`.
+    skips reading the cache but still writes it. `lock=True` takes `Store.lock(key,
+    ttl=lock_ttl)` around a computation, so that other processes wait for its result instead of
+    computing it too (`lock_ttl` must outlast the computation). Works on functions, methods and
+    `async def`. Raises `InvalidOption` when given both `store` and `uri` or a bad `lock_ttl`;
+    calls raise `NotSupported` with `lock=True` on a store that cannot lock.
     """
     if store is not None and uri is not None:
         raise InvalidOption("anycache takes store= or uri=, not both")
+    check_ttl(lock_ttl)
 
     def decorate(function: F) -> F:
         opened: list[Store] = []
@@ -173,19 +193,26 @@ def anycache(
                     found, value = await asyncio.to_thread(lookup, key)
                     if found:
                         return value
-                lock = async_locks.setdefault(key, asyncio.Lock())
+                task_lock = async_locks.setdefault(key, asyncio.Lock())
                 try:
-                    async with lock:
-                        if reading():
-                            found, value = await asyncio.to_thread(lookup, key)
-                            if found:
-                                return value
-                        value = await function(*args, **kwargs)
-                        await asyncio.to_thread(remember, key, value)
-                        return value
+                    async with task_lock:
+                        shared = cache().lock(key, ttl=lock_ttl) if lock else None
+                        if shared is not None:
+                            await asyncio.to_thread(shared.acquire)
+                        try:
+                            if reading():
+                                found, value = await asyncio.to_thread(lookup, key)
+                                if found:
+                                    return value
+                            value = await function(*args, **kwargs)
+                            await asyncio.to_thread(remember, key, value)
+                            return value
+                        finally:
+                            if shared is not None:
+                                await asyncio.to_thread(release, shared)
                 finally:
                     # Waiters already hold this lock object; newcomers read the cache first.
-                    if not lock.locked():
+                    if not task_lock.locked():
                         async_locks.pop(key, None)
 
             return async_wrapper  # type: ignore[return-value]
@@ -199,18 +226,25 @@ def anycache(
                 found, value = lookup(key)
                 if found:
                     return value
-            lock = locks.acquire(key)
+            thread_lock = locks.acquire(key)
             try:
-                # Another thread may have computed it while this one waited.
-                if reading():
-                    found, value = lookup(key)
-                    if found:
-                        return value
-                value = function(*args, **kwargs)
-                remember(key, value)
-                return value
+                shared = cache().lock(key, ttl=lock_ttl) if lock else None
+                if shared is not None:
+                    shared.acquire()
+                try:
+                    # Another thread or process may have computed it while this one waited.
+                    if reading():
+                        found, value = lookup(key)
+                        if found:
+                            return value
+                    value = function(*args, **kwargs)
+                    remember(key, value)
+                    return value
+                finally:
+                    if shared is not None:
+                        release(shared)
             finally:
-                locks.release(key, lock)
+                locks.release(key, thread_lock)
 
         return wrapper  # type: ignore[return-value]
 

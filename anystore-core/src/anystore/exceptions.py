@@ -48,7 +48,11 @@ class PluginError(AnystoreError, RuntimeError):
 
 
 class LockError(AnystoreError, RuntimeError):
-    """A lock could not be acquired in time."""
+    """A lock could not be acquired in time, or expired before it was released."""
+
+
+class NotSupported(AnystoreError, NotImplementedError):
+    """The backend cannot do this safely (for example, lock without an atomic create)."""
 
 
 _PASSWORD_IN_URI = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)(?P<secret>[^/@]*)@")

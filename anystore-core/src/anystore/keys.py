@@ -15,6 +15,9 @@ from anystore.exceptions import InvalidKey
 # Names that start with this are the stores' own bookkeeping (temp files, TTL sidecars): no key may
 # use it, and listings never show it.
 RESERVED_PREFIX = ".~anystore"
+# A lock on `folder/name` is the reserved name `folder/.~anystore-lock~name`: beside the key, so a
+# child store opened on `folder` meets the same lock as its parent does.
+LOCK_PREFIX = RESERVED_PREFIX + "-lock~"
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -75,6 +78,12 @@ def normalize_key(key: str) -> str:
     if "%" in key:
         _check_decoded(key)
     return "/".join(parts)
+
+
+def lock_name(key: str) -> str:
+    """The reserved name under which backends keep the lock on the normalised `key`."""
+    head, _, name = key.rpartition("/")
+    return f"{head}/{LOCK_PREFIX}{name}" if head else LOCK_PREFIX + name
 
 
 def normalize_prefix(prefix: str | None) -> str:

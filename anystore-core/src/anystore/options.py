@@ -7,6 +7,7 @@ plain frozen dataclass, not a pydantic model, because they are read on every `ge
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -53,8 +54,10 @@ def check_mode(mode: str) -> None:
 
 
 def check_ttl(ttl: float | None, name: str = "ttl") -> None:
-    """Raise `InvalidOption` for a TTL that is not a positive number of seconds."""
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
+    """Raise `InvalidOption` for a TTL that is not a positive, finite number of seconds."""
+    if ttl is None:
+        return
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < math.inf:
         raise InvalidOption(f"{name} must be a positive number of seconds, not {ttl!r}")
 
 

@@ -33,6 +33,7 @@ from anystore.serialization import decode, encode
 
 if TYPE_CHECKING:
     from anystore.copying import CopyReport
+    from anystore.locking import Lock
     from anystore.stats import Stats
 
 # put_many and get_many hand the backend batches of this many keys, so that any iterable can be
@@ -238,6 +239,19 @@ class Store:
             while chunk := handle.read(CHUNK_SIZE):
                 digest.update(chunk)
         return digest.hexdigest()
+
+    def lock(self, key: str, *, ttl: float = 60.0, timeout: float | None = None) -> Lock:
+        """Return a `Lock` on `key`, shared with every process that opens this store.
+
+        Use it as a context manager (`with store.lock("job"):`) or call `acquire`/`release`. The
+        lock lapses `ttl` seconds after it is taken, so a crashed holder blocks others at most
+        that long; `timeout` bounds the wait (None waits). The lock is kept apart from the value
+        at `key`. Raises `InvalidKey`, `InvalidOption` for a bad ttl or timeout, `NotSupported`
+        where the backend cannot create a name atomically; entering raises `LockError` on timeout.
+        """
+        from anystore.locking import Lock
+
+        return Lock(self, normalize_key(key), ttl=ttl, timeout=timeout)
 
     # -- streams -----------------------------------------------------------------------------
 

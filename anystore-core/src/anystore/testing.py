@@ -31,7 +31,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from anystore.decorators import anycache
-from anystore.exceptions import DoesNotExist, InvalidKey, InvalidOption, SerializationError
+from anystore.exceptions import (
+    DoesNotExist,
+    InvalidKey,
+    InvalidOption,
+    LockError,
+    NotSupported,
+    SerializationError,
+)
 from anystore.options import StoreOptions
 from anystore.store import Store
 
@@ -570,11 +577,114 @@ class StoreTests:
         assert not store.exists("o")
         assert not store.exists("m")
 
-    @pytest.mark.parametrize("ttl", [0, -1, "10", True])
+    @pytest.mark.parametrize("ttl", [0, -1, "10", True, float("nan"), float("inf")])
     def test_bad_ttl(self, store: Store, ttl: Any) -> None:
         with pytest.raises(ValueError, match="ttl"):
             StoreOptions(default_ttl=ttl) if isinstance(ttl, str) else store.put("k", 1, ttl=ttl)
         assert not store.exists("k")
+
+    # -- locks -------------------------------------------------------------------------------
+
+    def _locks_or_refusal(self, store: Store) -> bool:
+        """True if the backend locks; otherwise check that it says so, and tell the test to end."""
+        if store.backend.supports_locks:
+            return True
+        with pytest.raises(NotSupported, match="cannot"):
+            store.lock("job")
+        return False
+
+    def test_lock_excludes_a_second_holder(self, store: Store) -> None:
+        if not self._locks_or_refusal(store):
+            return
+        with store.lock("job") as held:
+            assert held.held
+            other = store.lock("job")
+            assert other.acquire(blocking=False) is False
+            started = time.monotonic()
+            with pytest.raises(LockError, match=r"within 0\.2 s"):
+                other.acquire(timeout=0.2)
+            assert time.monotonic() - started >= 0.2
+            assert store.lock("other-job").acquire(blocking=False)  # names are independent
+        assert not held.held
+        again = store.lock("job")
+        assert again.acquire(blocking=False)
+        again.release()
+
+    def test_lock_is_kept_apart_from_values(self, store: Store) -> None:
+        if not self._locks_or_refusal(store):
+            return
+        store.put("a/b", "value")
+        with store.lock("a/b"), store.lock("c/d"), store.lock("e"):
+            assert sorted(store.iterate_keys()) == ["a/b"]
+            assert store.get("a/b") == "value"
+            assert not store.exists("c/d") and not store.exists("e")
+            store.put("e", 1)
+            store.delete("a/b")
+        assert sorted(store.iterate_keys()) == ["e"]
+
+    def test_lock_lapses_after_its_ttl(self, store: Store) -> None:
+        if not self._locks_or_refusal(store):
+            return
+        crashed = store.lock("job", ttl=0.5)
+        crashed.acquire()  # and never released, as if its process had died
+        assert not store.lock("job").acquire(blocking=False)
+        time.sleep(0.7)
+        taker = store.lock("job")
+        assert taker.acquire(timeout=0)
+        with pytest.raises(LockError, match="expired before it was released"):
+            crashed.release()
+        assert not store.lock("job").acquire(blocking=False)  # the late release took nothing
+        taker.release()
+
+    def test_lock_waits_for_the_holder(self, store: Store) -> None:
+        if not self._locks_or_refusal(store):
+            return
+        holder = store.lock("job")
+        holder.acquire()
+        threading.Timer(0.3, holder.release).start()
+        started = time.monotonic()
+        with store.lock("job", timeout=10):
+            waited = time.monotonic() - started
+        assert 0.25 <= waited < 5
+
+    def test_lock_is_exclusive_across_threads(self, store: Store) -> None:
+        if not self._locks_or_refusal(store):
+            return
+        store.put("counter", 0)
+        barrier = threading.Barrier(6)
+
+        def add() -> None:
+            barrier.wait()
+            for _ in range(5):
+                with store.lock("counter", timeout=60):
+                    value = store.get("counter")
+                    time.sleep(0.001)  # widen the window a missing lock would let through
+                    store.put("counter", value + 1)
+
+        threads = [threading.Thread(target=add) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert store.get("counter") == 30
+
+    def test_lock_misuse(self, store: Store) -> None:
+        if not self._locks_or_refusal(store):
+            return
+        lock = store.lock("job")
+        with pytest.raises(LockError, match="not held"):
+            lock.release()
+        lock.acquire()
+        with pytest.raises(LockError, match="already held"):
+            lock.acquire()
+        lock.release()
+        for ttl in (0, -1, float("nan"), float("inf"), None):
+            with pytest.raises(InvalidOption):
+                store.lock("job", ttl=ttl)
+        with pytest.raises(InvalidOption, match="timeout"):
+            store.lock("job", timeout=-1)
+        with pytest.raises(InvalidKey):
+            store.lock("../job")
 
     # -- anycache ----------------------------------------------------------------------------
 

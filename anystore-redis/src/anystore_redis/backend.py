@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import AnystoreError, BackendUnavailable, mask_uri
 from anystore.io import CHUNK_SIZE, WriteHandle
-from anystore.keys import RESERVED_PREFIX, normalize_prefix
+from anystore.keys import RESERVED_PREFIX, lock_name, normalize_prefix
 from anystore.settings import load_settings
 from anystore_redis.settings import RedisSettings
 
@@ -60,6 +60,13 @@ for i = 1, #KEYS, 2 do
     redis.call('PERSIST', KEYS[i + 1])
   end
 end
+"""
+# Compare-and-delete for releasing a lock: only the holder's token may remove it.
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 # Values per script call in put_many: bounded so that one call never blocks the server long.
 PUT_BATCH = 500
@@ -127,6 +134,7 @@ class RedisBackend(Backend):
     """
 
     atomic_pop = True
+    supports_locks = True
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
@@ -149,6 +157,7 @@ class RedisBackend(Backend):
             )
         self.client = redis.Redis(connection_pool=_pool(url, connection))
         self._put = self.client.register_script(PUT_SCRIPT)
+        self._release = self.client.register_script(RELEASE_SCRIPT)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -288,6 +297,15 @@ class RedisBackend(Backend):
         for i in range(0, len(names), BATCH * 2):
             chunk = names[i : i + BATCH * 2]
             self._call(lambda chunk=chunk: self.client.delete(*chunk))
+
+    def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
+        full = self._prefix + lock_name(name)
+        px = max(int(ttl * 1000), 1)
+        return bool(self._call(lambda: self.client.set(full, token, nx=True, px=px)))
+
+    def release_lock(self, name: str, token: str) -> bool:
+        full = self._prefix + lock_name(name)
+        return bool(self._call(lambda: self._release(keys=[full], args=[token])))
 
     def open_read(self, key: str) -> IO[bytes] | None:
         full = self._prefix + key

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
-    case,
     create_engine,
     delete,
     event,
@@ -43,8 +42,9 @@ from anystore.exceptions import (
     mask_uri,
 )
 from anystore.io import CHUNK_SIZE, WriteHandle, spooled_write_handle
-from anystore.keys import normalize_prefix
+from anystore.keys import RESERVED_PREFIX, lock_name, normalize_prefix
 from anystore.settings import load_settings
+from anystore_sql import statements
 from anystore_sql.schema import check_key_length, check_table_name, ensure_table, make_table
 from anystore_sql.settings import SqlSettings
 
@@ -153,6 +153,10 @@ def _sqlite_pragmas(engine: Engine, settings: SqlSettings, memory: bool) -> None
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _reserved(full: str) -> bool:
+    return any(part.startswith(RESERVED_PREFIX) for part in full.split("/"))
+
+
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
@@ -165,6 +169,7 @@ class SqlBackend(Backend):
     """
 
     atomic_pop = True
+    supports_locks = True
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
@@ -254,50 +259,9 @@ class SqlBackend(Backend):
         self._stat = select(
             func.length(t.c.value), t.c.created_at, t.c.updated_at, t.c.expires_at
         ).where(t.c.key == bindparam("k"), self._live)
-        self._upsert = self._upsert_statement()
-
-    def _upsert_statement(self) -> Any:
-        t = self.table
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        else:
-            from sqlalchemy.dialects.mysql import insert  # type: ignore[assignment]
-        statement = insert(t).values(
-            key=bindparam("k"),
-            value=bindparam("v"),
-            created_at=bindparam("now"),
-            updated_at=bindparam("now"),
-            expires_at=bindparam("exp"),
-        )
-        if self.dialect in ("mysql", "mariadb"):
-            new = statement.inserted
-            # MySQL applies these in order: created_at must read the old expires_at first.
-            return statement.on_duplicate_key_update(
-                [
-                    ("created_at", self._kept_created(new.updated_at)),
-                    ("value", new.value),
-                    ("updated_at", new.updated_at),
-                    ("expires_at", new.expires_at),
-                ]
-            )
-        new = statement.excluded  # type: ignore[attr-defined]
-        return statement.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=[t.c.key],
-            set_={
-                "created_at": self._kept_created(new.updated_at),
-                "value": new.value,
-                "updated_at": new.updated_at,
-                "expires_at": new.expires_at,
-            },
-        )
-
-    def _kept_created(self, now: Any) -> Any:
-        """created_at survives an overwrite, unless the old row had already expired."""
-        t = self.table
-        expired = and_(t.c.expires_at.is_not(None), t.c.expires_at <= now)
-        return case((expired, now), else_=t.c.created_at)
+        self._upsert = statements.upsert(t, self.dialect)
+        self._take_lock = statements.take_lock(t, self.dialect)
+        self._lock_holder = select(t.c.value).where(t.c.key == bindparam("k"))
 
     def _full(self, key: str) -> str:
         full = self._prefix + key
@@ -368,6 +332,9 @@ class SqlBackend(Backend):
             page = select(t.c.key).where(*conditions).order_by(t.c.key).limit(PAGE)
             keys = [row[0] for row in self._read(page, {"now": time.time()})]
             for full in keys:
+                # Lock rows share the table; their names hold a reserved segment.
+                if RESERVED_PREFIX in full and _reserved(full):
+                    continue
                 yield full[start:]
             if len(keys) < PAGE:
                 return
@@ -422,6 +389,27 @@ class SqlBackend(Backend):
         fulls = [self._prefix + key for key in keys]
         for i in range(0, len(fulls), PAGE):
             self._write(delete(t).where(t.c.key.in_(fulls[i : i + PAGE])))
+
+    def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
+        now = time.time()
+        row = {"k": self._full(lock_name(name)), "v": token.encode(), "now": now, "exp": now + ttl}
+
+        def run() -> bool:
+            with self._writing() as connection:
+                connection.execute(self._take_lock, row)
+                holder = connection.execute(self._lock_holder, {"k": row["k"]}).scalar()
+                return holder is not None and bytes(holder) == row["v"]
+
+        return bool(self._guard(run))
+
+    def release_lock(self, name: str, token: str) -> bool:
+        t = self.table
+        ours = and_(t.c.key == self._full(lock_name(name)), t.c.value == token.encode())
+        if self._write(delete(t).where(ours, t.c.expires_at > time.time())):
+            return True
+        # Lapsed: remove it if it is still ours (nobody else needed it), but report the loss.
+        self._write(delete(t).where(ours))
+        return False
 
     def open_read(self, key: str) -> IO[bytes] | None:
         info = self.stat(key)

@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from typing import IO
 
 from anystore.backend import Backend, BackendStat
-from anystore.backends import sidecar
+from anystore.backends import lockfile, sidecar
 from anystore.exceptions import InvalidKey, ReadOnly
 from anystore.io import WriteHandle
-from anystore.keys import RESERVED_PREFIX
+from anystore.keys import RESERVED_PREFIX, lock_name
 
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _OPEN_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
@@ -41,6 +41,7 @@ class LocalBackend(Backend):
     """
 
     atomic_pop = True
+    supports_locks = lockfile.AVAILABLE
 
     def __init__(self, uri: str, fsync: bool = False) -> None:
         super().__init__(uri)
@@ -249,6 +250,21 @@ class LocalBackend(Backend):
             _unlink_quietly(temp)
 
         return WriteHandle(handle, commit, abort)
+
+    # -- locks -------------------------------------------------------------------------------
+
+    def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
+        path = self._path(lock_name(name))
+        temp, fd = self._open_temp(name, path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(lockfile.content(name, token, ttl))
+        return lockfile.create(temp, path)
+
+    def release_lock(self, name: str, token: str) -> bool:
+        path = self._path(lock_name(name))
+        released = lockfile.remove(path, token)
+        self._prune(os.path.dirname(path))
+        return released
 
     # -- writing helpers ---------------------------------------------------------------------
 

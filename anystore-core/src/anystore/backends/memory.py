@@ -30,6 +30,8 @@ class _Namespace:
     def __init__(self) -> None:
         self.entries: dict[str, _Entry] = {}
         self.lock = threading.Lock()
+        # Lock name -> (token, expiry); apart from the entries so listings never see them.
+        self.locks: dict[str, tuple[str, float]] = {}
 
 
 _namespaces: dict[str, _Namespace] = {}
@@ -52,6 +54,7 @@ class MemoryBackend(Backend):
     """Keeps values in a dict shared by every store on the same namespace name."""
 
     atomic_pop = True
+    supports_locks = True
 
     def __init__(self, uri: str) -> None:
         super().__init__(uri)
@@ -134,3 +137,23 @@ class MemoryBackend(Backend):
             if entry is None or (entry.expires is not None and entry.expires <= now):
                 continue
             yield key[start:]
+
+    def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
+        locks = self._namespace.locks
+        now = time.time()
+        with self._lock:
+            held = locks.get(self._prefix + name)
+            if held is not None and held[1] > now:
+                return False
+            locks[self._prefix + name] = (token, now + ttl)
+            return True
+
+    def release_lock(self, name: str, token: str) -> bool:
+        locks = self._namespace.locks
+        with self._lock:
+            held = locks.get(self._prefix + name)
+            if held is None or held[0] != token:
+                return False
+            del locks[self._prefix + name]
+            # Released after its expiry: nobody took it meanwhile, but the holder ran unprotected.
+            return held[1] > time.time()
