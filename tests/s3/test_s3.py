@@ -166,3 +166,28 @@ def test_endpoint_ignoring_conditions_cannot_lock(
     monkeypatch.setattr(backend, "_call", ignoring_conditions)
     with pytest.raises(NotSupported, match="ignores conditional requests"):
         store.lock("job").acquire()
+    store.put("k", "v")
+    assert store.pop("k") == "v"  # read-then-delete instead
+    assert not store.exists("k")
+
+
+def test_pop_deletes_only_the_version_it_read(bucket: str, s3_endpoint: str) -> None:
+    store = get_store(f"s3://{bucket}", endpoint_url=s3_endpoint)
+    backend = store.backend
+    call = backend._call  # type: ignore[attr-defined]
+    store.put("k", "first")
+    rewritten = []
+
+    async def rewrite_after_get(method: str, **kwargs: Any) -> Any:
+        result = await call(method, **kwargs)
+        if method == "get_object" and not rewritten:
+            rewritten.append(True)
+            await call("put_object", Bucket=bucket, Key="k", Body=b"second")
+        return result
+
+    backend._conditions_honoured = True  # type: ignore[attr-defined]
+    backend._call = rewrite_after_get  # type: ignore[attr-defined]
+    # The first GET read "first", but the object changed before the DELETE: the pop must not
+    # delete "second" unseen; it reads again and pops "second".
+    assert store.pop("k") == "second"
+    assert not store.exists("k")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import os
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime, timezone
@@ -23,14 +22,14 @@ from botocore.exceptions import BotoCoreError
 from fsspec.asyn import sync
 
 from anystore.backend import Backend, BackendStat
-from anystore.exceptions import AnystoreError, BackendUnavailable, NotSupported, ReadOnly
+from anystore.exceptions import AnystoreError, BackendUnavailable, ReadOnly
 from anystore.io import WriteHandle
-from anystore.keys import LOCK_PREFIX, RESERVED_PREFIX, lock_name, normalize_prefix
+from anystore.keys import RESERVED_PREFIX, normalize_prefix
 from anystore.settings import load_settings
+from anystore_s3.conditional import ConditionalRequests
+from anystore_s3.metadata import EXPIRES, expired
 from anystore_s3.settings import S3Settings
 
-EXPIRES = "anystore-expires"
-LOCK_TOKEN = "anystore-lock-token"
 TTL_INDEX = RESERVED_PREFIX + "-ttl/"
 PART_SIZE = 5 * 1024 * 1024
 DELETE_BATCH = 1000
@@ -39,29 +38,13 @@ PAGE = 1000
 T = TypeVar("T")
 
 
-def _expired(metadata: dict[str, str] | None, now: float) -> bool:
-    value = (metadata or {}).get(EXPIRES)
-    return value is not None and float(value) <= now
-
-
-def _refused_condition(error: BaseException) -> bool:
-    """Tell whether s3fs's error is S3 refusing a conditional request (412, or 409 for a race)."""
-    cause = getattr(error, "__cause__", None)
-    response = getattr(cause, "response", None) or {}
-    code = response.get("Error", {}).get("Code")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
-
-
-class S3Backend(Backend):
+class S3Backend(ConditionalRequests, Backend):
     """Moves bytes to and from one bucket, below an optional prefix.
 
     Options (keywords of `get_store()`, else `ANYSTORE_S3_*`, else the AWS environment):
     `endpoint_url`, `region`, `access_key_id`, `secret_access_key`, `session_token`, `anon`,
     `connect_timeout`, `read_timeout`, `max_concurrency`.
     """
-
-    supports_locks = True
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
@@ -81,7 +64,7 @@ class S3Backend(Backend):
         )
         self.where = f"bucket {self.bucket!r} at {self.endpoint or 'AWS'}"
         self.max_concurrency = settings.max_concurrency
-        self._conditions_checked = False
+        self._conditions_honoured: bool | None = None
         client_kwargs: dict[str, Any] = {}
         if settings.region:
             client_kwargs["region_name"] = settings.region
@@ -149,7 +132,7 @@ class S3Backend(Backend):
             return None
         body = response["Body"]
         try:
-            if _expired(response.get("Metadata"), time.time()):
+            if expired(response.get("Metadata"), time.time()):
                 return None
             return await body.read()
         finally:
@@ -160,7 +143,7 @@ class S3Backend(Backend):
             response = await self._call("head_object", Bucket=self.bucket, Key=full)
         except FileNotFoundError:
             return None
-        return None if _expired(response.get("Metadata"), time.time()) else response
+        return None if expired(response.get("Metadata"), time.time()) else response
 
     async def _put(self, full: str, data: bytes, ttl: float | None) -> None:
         extra = self._put_arguments(full, ttl)
@@ -297,99 +280,6 @@ class S3Backend(Backend):
 
     def delete_many(self, keys: Iterable[str]) -> None:
         self._run(self._delete_objects([self._prefix + key for key in keys]))
-
-    # -- locks: conditional requests -------------------------------------------------------
-
-    def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
-        self._check_conditions()
-        return self._run(self._take_lock(self._prefix + lock_name(name), token, ttl))
-
-    def release_lock(self, name: str, token: str) -> bool:
-        return self._run(self._drop_lock(self._prefix + lock_name(name), token))
-
-    async def _take_lock(self, full: str, token: str, ttl: float) -> bool:
-        for _ in range(2):
-            metadata = {EXPIRES: repr(time.time() + ttl), LOCK_TOKEN: token}
-            if await self._put_if_absent(full, token.encode(), metadata):
-                return True
-            try:
-                held = await self._call("head_object", Bucket=self.bucket, Key=full)
-            except FileNotFoundError:
-                continue
-            if not _expired(held.get("Metadata"), time.time()):
-                return False
-            # Break the expired lock; if another process broke it first, the PUT decides.
-            await self._delete_if_unchanged(full, held["ETag"])
-        return False
-
-    async def _drop_lock(self, full: str, token: str) -> bool:
-        try:
-            held = await self._call("head_object", Bucket=self.bucket, Key=full)
-        except FileNotFoundError:
-            return False
-        metadata = held.get("Metadata") or {}
-        if metadata.get(LOCK_TOKEN) != token:
-            return False
-        deleted = await self._delete_if_unchanged(full, held["ETag"])
-        return deleted and not _expired(metadata, time.time())
-
-    async def _put_if_absent(self, full: str, data: bytes, metadata: dict[str, str]) -> bool:
-        try:
-            await self._call(
-                "put_object",
-                Bucket=self.bucket,
-                Key=full,
-                Body=data,
-                Metadata=metadata,
-                IfNoneMatch="*",
-            )
-        except OSError as error:
-            if _refused_condition(error):
-                return False
-            raise
-        return True
-
-    async def _delete_if_unchanged(self, full: str, etag: str) -> bool:
-        try:
-            await self._call("delete_object", Bucket=self.bucket, Key=full, IfMatch=etag)
-        except FileNotFoundError:
-            return False
-        except OSError as error:
-            if _refused_condition(error):
-                return False
-            raise
-        return True
-
-    def _check_conditions(self) -> None:
-        """Make sure the endpoint honours conditional PUT and DELETE before trusting a lock.
-
-        Some S3-compatible services ignore If-None-Match / If-Match; a lock there would not be
-        exclusive, so it is refused instead. Checked once per store, with a scratch object.
-        """
-        if self._conditions_checked:
-            return
-        probe = f"{self._prefix}{LOCK_PREFIX}probe-{secrets.token_hex(8)}"
-
-        async def check() -> bool:
-            try:
-                first = await self._put_if_absent(probe, b"1", {})
-                second = await self._put_if_absent(probe, b"2", {})
-                wrong_etag = '"00000000000000000000000000000000"'
-                deleted_anyway = await self._delete_if_unchanged(probe, wrong_etag)
-            except OSError as error:
-                if "NotImplemented" in repr(error.__cause__):
-                    return False
-                raise
-            finally:
-                await self._call("delete_object", Bucket=self.bucket, Key=probe)
-            return first and not second and not deleted_anyway
-
-        if not self._run(check()):
-            raise NotSupported(
-                f"S3 {self.where} ignores conditional requests (If-None-Match / If-Match), so a "
-                "lock there would not be exclusive; keep locks in another store (Redis, SQL)."
-            )
-        self._conditions_checked = True
 
     # -- streams -----------------------------------------------------------------------------
 
