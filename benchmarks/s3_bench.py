@@ -5,6 +5,11 @@ keys; ratios measured in this one run. moto runs in its own process, so that it 
 the client's interpreter.
 
     uv run python benchmarks/s3_bench.py
+    uv run python benchmarks/s3_bench.py --latency-ms 20
+
+On loopback a request costs only CPU (the client's and moto's), so concurrency can at best overlap
+the two. `--latency-ms` puts a proxy in front of moto that delays each response, as a network round
+trip to a real S3 region would, and measures the batch calls against loops through it.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ def free_port() -> int:
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
     server = Path(sys.executable).parent / "moto_server"
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start([str(server), "-H", "127.0.0.1", "-p", str(port)], port)
+
+
+def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Start a server process and wait until it accepts connections on `port`."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -44,16 +50,68 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise SystemExit("moto_server did not start")
+    raise SystemExit(f"{command[0]} did not start")
+
+
+def latency_run(bucket: str, endpoint: str, count: int) -> None:
+    """Batch calls against loops of single calls, through the delaying proxy."""
+    store = get_store(f"s3://{bucket}", endpoint_url=endpoint)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    items = {f"b/{i:05d}": VALUE for i in range(count)}
+    batch = {
+        "put_many_s": best_time(lambda: store.put_many(items), rounds=1),
+        "get_many_s": best_time(lambda: store.get_many(list(items)), rounds=1),
+    }
+    loops = {
+        "put_many_s": best_time(lambda: [store.put(k, v) for k, v in items.items()], 1),
+        "get_many_s": best_time(lambda: [store.get(k) for k in items], 1),
+    }
+    raw = {
+        "put_many_s": best_time(
+            lambda: [client.put_object(Bucket=bucket, Key=k, Body=v) for k, v in items.items()], 1
+        ),
+        "get_many_s": best_time(
+            lambda: [client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in items], 1
+        ),
+    }
+    table(
+        f"batches of {count} values (seconds), each response delayed",
+        batch,
+        {"loop of single calls": loops, "boto3 loop": raw},
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--iterate", type=int, default=5000)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    if args.latency_ms:
+        proxy_port = free_port()
+        script = str(Path(__file__).with_name("latency_proxy.py"))
+        moto = start_moto(port)
+        proxy = start(
+            [sys.executable, script, str(proxy_port), str(port), str(args.latency_ms)], proxy_port
+        )
+        try:
+            os.environ.update(
+                AWS_ACCESS_KEY_ID="bench",
+                AWS_SECRET_ACCESS_KEY="bench",
+                AWS_DEFAULT_REGION="us-east-1",
+            )
+            bucket = f"bench-{uuid.uuid4().hex[:8]}"
+            proxied = f"http://127.0.0.1:{proxy_port}"
+            boto3.client("s3", endpoint_url=proxied).create_bucket(Bucket=bucket)
+            print(f"each response delayed by {args.latency_ms:g} ms")
+            latency_run(bucket, proxied, args.count)
+        finally:
+            for process in (proxy, moto):
+                process.kill()
+                process.wait()
+        return
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",

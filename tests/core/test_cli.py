@@ -112,3 +112,31 @@ def test_copy_command(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
     code, out, _ = run(capsysbinary, "copy", source, target)
     assert (code, out) == (0, b"3 copied, 0 skipped, 0 kept\n")
     assert run(capsysbinary, "copy", source, target)[1] == b"0 copied, 3 skipped, 0 kept\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("with_tqdm", [True, False])
+def test_copy_shows_progress_on_a_terminal(
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    with_tqdm: bool,
+):
+    source = str(tmp_path / "src")
+    for i in range(3):
+        run(capsysbinary, "--store", source, "put", f"k{i}", str(i))
+    if not with_tqdm:
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # as if it were not installed
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code, out, _ = run(capsysbinary, "copy", source, f"memory://cli-progress-{with_tqdm}")
+    assert (code, out) == (0, b"3 copied, 0 skipped, 0 kept\n")
+    shown = terminal.getvalue()
+    if with_tqdm:
+        assert "3key" in shown.replace(" ", "") and "copied=3" in shown
+    else:
+        assert "3 copied, 0 skipped, 0 kept: k" in shown and shown.endswith("\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from anystore.exceptions import AnystoreError, DoesNotExist
 
@@ -125,26 +126,45 @@ def _copy(args: argparse.Namespace) -> int:
 
     source, target = get_store(args.source), get_store(args.target)
     counts = {"copied": 0, "skipped": 0, "kept": 0}
-    live = sys.stderr.isatty()
+    bar = _progress_bar() if sys.stderr.isatty() else None
 
     def progress(key: str, outcome: str) -> None:
         counts[outcome] += 1
-        if live:  # one line, rewritten in place, on a terminal
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(counts, refresh=False)
+        elif sys.stderr.isatty():  # no tqdm: one line of counts, rewritten in place
             done = ", ".join(f"{n} {name}" for name, n in counts.items())
             print(f"\r{done}: {key[-60:]}\033[K", end="", file=sys.stderr, flush=True)
 
-    report = copy(
-        source,
-        target,
-        prefix=args.prefix,
-        glob=args.glob,
-        overwrite=args.overwrite,
-        progress=progress,
-    )
-    if live:
-        print(file=sys.stderr)
+    try:
+        report = copy(
+            source,
+            target,
+            prefix=args.prefix,
+            glob=args.glob,
+            overwrite=args.overwrite,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        elif sys.stderr.isatty():
+            print(file=sys.stderr)
     print(report)
     return 0
+
+
+def _progress_bar() -> Any:
+    """A tqdm bar on stderr if tqdm is installed (`pip install anystore-core[progress]`).
+
+    The total is unknown: listings are lazy, and counting first would list every key twice.
+    """
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(desc="copy", unit="key", file=sys.stderr, dynamic_ncols=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
