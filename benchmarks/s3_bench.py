@@ -26,7 +26,7 @@ from pathlib import Path
 import boto3
 from common import VALUE, baseline_python, best_rate, best_time, store_ops, table
 
-from anystore import get_store
+from anystore import Store, get_store
 
 
 def free_port() -> int:
@@ -53,19 +53,27 @@ def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
     raise SystemExit(f"{command[0]} did not start")
 
 
-def latency_run(bucket: str, endpoint: str, count: int) -> None:
-    """Batch calls against loops of single calls, through the delaying proxy."""
-    store = get_store(f"s3://{bucket}", endpoint_url=endpoint)
-    client = boto3.client("s3", endpoint_url=endpoint)
-    items = {f"b/{i:05d}": VALUE for i in range(count)}
+def batches_and_loops(
+    store: Store, items: dict[str, str], rounds: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds for put_many/get_many of `items`, and for loops of single put/get."""
     batch = {
-        "put_many_s": best_time(lambda: store.put_many(items), rounds=1),
-        "get_many_s": best_time(lambda: store.get_many(list(items)), rounds=1),
+        "put_many_s": best_time(lambda: store.put_many(items), rounds=rounds),
+        "get_many_s": best_time(lambda: store.get_many(list(items)), rounds=rounds),
     }
     loops = {
         "put_many_s": best_time(lambda: [store.put(k, v) for k, v in items.items()], 1),
         "get_many_s": best_time(lambda: [store.get(k) for k in items], 1),
     }
+    return batch, loops
+
+
+def latency_run(bucket: str, endpoint: str, count: int) -> None:
+    """Batch calls against loops of single calls, through the delaying proxy."""
+    store = get_store(f"s3://{bucket}", endpoint_url=endpoint)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    items = {f"b/{i:05d}": VALUE for i in range(count)}
+    batch, loops = batches_and_loops(store, items, rounds=1)
     raw = {
         "put_many_s": best_time(
             lambda: [client.put_object(Bucket=bucket, Key=k, Body=v) for k, v in items.items()], 1
@@ -149,14 +157,7 @@ def main() -> None:
             {"boto3": raw, "1.5.5": {"put": old["put"], "get": old["get"]}},
         )
         items = {f"b/{i:05d}": VALUE for i in range(args.count)}
-        batch = {
-            "put_many_s": best_time(lambda: store.put_many(items), rounds=2),
-            "get_many_s": best_time(lambda: store.get_many(list(items)), rounds=2),
-        }
-        loops = {
-            "put_many_s": best_time(lambda: [store.put(k, v) for k, v in items.items()], 1),
-            "get_many_s": best_time(lambda: [store.get(k) for k in items], 1),
-        }
+        batch, loops = batches_and_loops(store, items, rounds=2)
         table(f"batches of {args.count} values (seconds)", batch, {"loop of single calls": loops})
 
         big = get_store(f"s3://{bucket}-iter", endpoint_url=endpoint)

@@ -126,6 +126,11 @@ class S3Backend(ConditionalRequests, Backend):
     # -- single objects ----------------------------------------------------------------------
 
     async def _get(self, full: str) -> bytes | None:
+        fetched = await self._fetch(full)
+        return None if fetched is None else fetched[0]
+
+    async def _fetch(self, full: str) -> tuple[bytes | None, dict[str, Any]] | None:
+        """GET `full`: None if it is missing, else (its bytes, or None if expired; the response)."""
         try:
             response = await self._call("get_object", Bucket=self.bucket, Key=full)
         except FileNotFoundError:
@@ -133,8 +138,8 @@ class S3Backend(ConditionalRequests, Backend):
         body = response["Body"]
         try:
             if expired(response.get("Metadata"), time.time()):
-                return None
-            return await body.read()
+                return None, response
+            return await body.read(), response
         finally:
             body.close()
 

@@ -49,6 +49,9 @@ class ConditionalRequests:
     def _run(self, awaitable: Awaitable[T]) -> T:
         raise NotImplementedError
 
+    async def _fetch(self, full: str) -> tuple[bytes | None, dict[str, Any]] | None:
+        raise NotImplementedError
+
     # -- locks ---------------------------------------------------------------------------------
 
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
@@ -105,17 +108,12 @@ class ConditionalRequests:
     async def _pop(self, full: str) -> bytes | None:
         """GET, then DELETE only that version: of two racing pops, one gets the value."""
         for _ in range(POP_ATTEMPTS):
-            try:
-                response = await self._call("get_object", Bucket=self.bucket, Key=full)
-            except FileNotFoundError:
+            fetched = await self._fetch(full)
+            if fetched is None:
                 return None
-            body = response["Body"]
-            try:
-                data = await body.read()
-            finally:
-                body.close()
+            data, response = fetched
             if await self._delete_if_unchanged(full, response["ETag"]):
-                return None if expired(response.get("Metadata"), time.time()) else data
+                return data  # None for an expired value, now deleted too
             # Popped by someone else, or rewritten meanwhile: look again.
         raise AnystoreError(
             f"Could not pop {full!r} from S3 {self.where}: it was rewritten {POP_ATTEMPTS} times "
