@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from anystore import Store, get_store
+from anystore.backends.fsspec import FsspecBackend
 from anystore.decorators import anycache, default_key
-from anystore.exceptions import InvalidOption
+from anystore.exceptions import InvalidOption, NotSupported
 
 
 def sample(*args: object, **kwargs: object) -> None:
@@ -77,7 +80,46 @@ def test_environment_switch_bypasses_reading(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_store_and_uri_together_are_refused():
-    from anystore import get_store
-
     with pytest.raises(InvalidOption):
         anycache(store=get_store("memory://"), uri="memory://")
+
+
+def test_lock_option_on_async_and_sync_functions(tmp_path: Path):
+    store = get_store(str(tmp_path))
+    calls: list[int] = []
+
+    @anycache(store=store, lock=True, lock_ttl=30)
+    async def slow(x: int) -> int:
+        calls.append(x)
+        await asyncio.sleep(0.05)
+        return x + 1
+
+    async def together() -> list[int]:
+        return list(await asyncio.gather(slow(1), slow(1), slow(2)))
+
+    assert asyncio.run(together()) == [2, 2, 3]
+    assert sorted(calls) == [1, 2]  # slow(1) once, though asked for twice at once
+
+    @anycache(store=store, lock=True)
+    def double(x: int) -> int:
+        calls.append(x)
+        return x * 2
+
+    assert double(4) == 8 and double(4) == 8 and calls[-1:] == [4] and len(calls) == 3
+    # Every computation's lock was released: no lock files are left.
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".~anystore-lock")]
+
+
+def test_lock_option_needs_a_store_that_can_lock():
+    with pytest.raises(InvalidOption):
+        anycache(lock=True, lock_ttl=0)
+
+    uri = "memory://fsspec-cannot-lock"
+    cannot_lock = Store(FsspecBackend(uri), uri)  # fsspec has no atomic create
+
+    @anycache(store=cannot_lock, lock=True)
+    def nothing() -> None:
+        return None
+
+    with pytest.raises(NotSupported, match="cannot create a key atomically"):
+        nothing()
