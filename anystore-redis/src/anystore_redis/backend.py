@@ -29,11 +29,10 @@ from anystore.io import CHUNK_SIZE, WriteHandle
 from anystore.keys import RESERVED_PREFIX, lock_name, normalize_prefix
 from anystore.settings import load_settings
 from anystore_redis.settings import RedisSettings
+from anystore_redis.streams import AppendWriter, RangeReader
 
 META_PREFIX = RESERVED_PREFIX + "-meta~"
 TEMP_PREFIX = RESERVED_PREFIX + "-tmp~"
-# A streaming write's temp key expires on its own if its writer dies before closing it.
-TEMP_KEY_TTL_MS = 24 * 3600 * 1000
 SCAN_COUNT = 1000
 # Keys per DEL / MGET command in batch calls.
 BATCH = 1000
@@ -311,18 +310,18 @@ class RedisBackend(Backend):
         full = self._prefix + key
         if not self._call(lambda: self.client.exists(full)):
             return None
-        return io.BufferedReader(_RangeReader(self, full), buffer_size=CHUNK_SIZE)
+        return io.BufferedReader(RangeReader(self, full), buffer_size=CHUNK_SIZE)
 
     def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
         full = self._prefix + key
         head, sep, _ = full.rpartition("/")
         temp = f"{head}{sep}{TEMP_PREFIX}{uuid.uuid4().hex}"
         return WriteHandle(
-            _AppendWriter(self, temp), self._commit(full, temp, ttl), self._abort(temp)
+            AppendWriter(self, temp), self._commit(full, temp, ttl), self._abort(temp)
         )
 
     def _commit(self, full: str, temp: str, ttl: float | None) -> Callable[[Any], None]:
-        def commit(writer: _AppendWriter) -> None:
+        def commit(writer: AppendWriter) -> None:
             writer.flush()
 
             def run() -> None:
@@ -343,7 +342,7 @@ class RedisBackend(Backend):
         return commit
 
     def _abort(self, temp: str) -> Callable[[Any], None]:
-        def abort(writer: _AppendWriter) -> None:
+        def abort(writer: AppendWriter) -> None:
             writer.buffer.clear()
             try:
                 self.client.delete(temp)
@@ -355,58 +354,3 @@ class RedisBackend(Backend):
     def close(self) -> None:
         # The pool is shared with other stores on the same server; it is closed with the process.
         pass
-
-
-class _AppendWriter:
-    """Collects writes and APPENDs them to a temp key in chunks of CHUNK_SIZE."""
-
-    def __init__(self, backend: RedisBackend, temp: str) -> None:
-        self.backend = backend
-        self.temp = temp
-        self.buffer = bytearray()
-        self.written = 0
-
-    def write(self, data: Any) -> int:
-        self.buffer += data
-        if len(self.buffer) >= CHUNK_SIZE:
-            self.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        chunk = bytes(self.buffer)
-        self.buffer.clear()
-        first = self.written == 0
-
-        def run() -> None:
-            pipe = self.backend.client.pipeline(transaction=False)
-            pipe.append(self.temp, chunk)
-            if first:
-                pipe.pexpire(self.temp, TEMP_KEY_TTL_MS)
-            pipe.execute()
-
-        self.backend._call(run)
-        self.written += len(chunk)
-
-
-class _RangeReader(io.RawIOBase):
-    """Reads a Redis string with GETRANGE, one chunk at a time."""
-
-    def __init__(self, backend: RedisBackend, full: str) -> None:
-        self.backend = backend
-        self.full = full
-        self.position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        size = len(buffer)
-        if size == 0:
-            return 0
-        start, end = self.position, self.position + size - 1
-        data = self.backend._call(lambda: self.backend.client.getrange(self.full, start, end))
-        buffer[: len(data)] = data
-        self.position += len(data)
-        return len(data)
