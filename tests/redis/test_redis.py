@@ -106,17 +106,6 @@ def test_ttl_is_native(client: redis.Redis, prefix: str) -> None:
     assert client.pttl(f"{prefix}/.~anystore-meta~t") == -1
 
 
-def test_created_at_survives_overwrite(prefix: str) -> None:
-    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
-    store.put("k", 1)
-    first = store.info("k")
-    time.sleep(0.05)
-    store.put("k", 2)
-    second = store.info("k")
-    assert second.created_at == first.created_at
-    assert second.updated_at > first.updated_at
-
-
 def test_wrong_type_is_a_clear_error(client: redis.Redis, prefix: str) -> None:
     client.hset(f"{prefix}/hash", "field", "value")
     store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")

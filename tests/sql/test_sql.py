@@ -131,19 +131,6 @@ def test_bad_table_names(table: str) -> None:
         get_store(f"sqlite://?table={table}")
 
 
-def test_upsert_keeps_created_at(database: str) -> None:
-    store = get_store(database)
-    store.put("k", 1)
-    first = store.info("k")
-    time.sleep(0.05)
-    store.put("k", 2)
-    second = store.info("k")
-    assert second.created_at == first.created_at
-    assert second.updated_at > first.updated_at
-    store.put_many({"k": 3})
-    assert store.info("k").created_at == first.created_at
-
-
 def test_expired_rows_are_invisible_and_purged(database: str) -> None:
     store = get_store(database)
     store.put("gone", 1, ttl=0.5)

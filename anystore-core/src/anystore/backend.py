@@ -47,6 +47,9 @@ class Backend:
     # True where `pop` is atomic on the medium itself. Otherwise `Store.pop` serialises pops of
     # one key within the process (threads), which is all it can promise.
     atomic_pop: ClassVar[bool] = False
+    # True where an overwrite keeps the first write's created_at; False where the medium keeps no
+    # creation time, and `stat` reports created_at equal to updated_at.
+    keeps_created_at: ClassVar[bool] = False
     # True where `acquire_lock`/`release_lock` are implemented atomically (see there).
     supports_locks: ClassVar[bool] = False
 

@@ -65,7 +65,7 @@ def default_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
     return f"{func.__module__}.{func.__qualname__}/{digest}"
 
 
-def release(shared: Lock) -> None:
+def _release_quietly(shared: Lock) -> None:
     """Release a computation's lock; one that lapsed meanwhile only cost a duplicate run."""
     try:
         shared.release()
@@ -209,7 +209,7 @@ def anycache(
                             return value
                         finally:
                             if shared is not None:
-                                await asyncio.to_thread(release, shared)
+                                await asyncio.to_thread(_release_quietly, shared)
                 finally:
                     # Waiters already hold this lock object; newcomers read the cache first.
                     if not task_lock.locked():
@@ -242,7 +242,7 @@ def anycache(
                     return value
                 finally:
                     if shared is not None:
-                        release(shared)
+                        _release_quietly(shared)
             finally:
                 locks.release(key, thread_lock)
 

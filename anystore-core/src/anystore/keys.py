@@ -80,6 +80,16 @@ def normalize_key(key: str) -> str:
     return "/".join(parts)
 
 
+def is_reserved(path: str) -> bool:
+    """Tell whether any segment of a `/`-separated path is a reserved `.~anystore` name.
+
+    Backends use it to keep their bookkeeping out of listings; it is cheap for ordinary keys.
+    """
+    return RESERVED_PREFIX in path and any(
+        part.startswith(RESERVED_PREFIX) for part in path.split("/")
+    )
+
+
 def lock_name(key: str) -> str:
     """The reserved name under which backends keep the lock on the normalised `key`."""
     head, _, name = key.rpartition("/")

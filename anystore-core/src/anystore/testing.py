@@ -308,6 +308,21 @@ class StoreTests:
         assert second.updated_at >= first.updated_at
         assert second.created_at <= second.updated_at
 
+    def test_created_at_across_overwrites(self, store: Store) -> None:
+        store.put("k", 1)
+        first = store.info("k")
+        time.sleep(0.05)
+        store.put("k", 2)
+        second = store.info("k")
+        if not store.backend.keeps_created_at:
+            # The medium keeps no creation time; it must not invent one either.
+            assert second.created_at == second.updated_at
+            return
+        assert second.created_at == first.created_at
+        assert second.updated_at > first.updated_at
+        store.put_many({"k": 3})
+        assert store.info("k").created_at == first.created_at
+
     def test_touch(self, store: Store) -> None:
         now = store.touch("touched")
         assert now.tzinfo is not None

@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import AnystoreError, BackendUnavailable, mask_uri
 from anystore.io import CHUNK_SIZE, WriteHandle
-from anystore.keys import RESERVED_PREFIX, lock_name, normalize_prefix
+from anystore.keys import RESERVED_PREFIX, is_reserved, lock_name, normalize_prefix
 from anystore.settings import load_settings
 from anystore_redis.settings import RedisSettings
 from anystore_redis.streams import AppendWriter, RangeReader
@@ -133,6 +133,7 @@ class RedisBackend(Backend):
     """
 
     atomic_pop = True
+    keeps_created_at = True
     supports_locks = True
 
     def __init__(self, uri: str, **options: Any) -> None:
@@ -246,9 +247,7 @@ class RedisBackend(Backend):
             )
             for raw in keys:
                 full = raw.decode("utf-8", "surrogateescape")
-                if RESERVED_PREFIX in full and any(
-                    part.startswith(RESERVED_PREFIX) for part in full.split("/")
-                ):
+                if is_reserved(full):
                     continue
                 yield full[start:]
             if cursor == 0:

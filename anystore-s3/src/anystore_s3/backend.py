@@ -24,7 +24,7 @@ from fsspec.asyn import sync
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import AnystoreError, BackendUnavailable, ReadOnly
 from anystore.io import WriteHandle
-from anystore.keys import RESERVED_PREFIX, normalize_prefix
+from anystore.keys import RESERVED_PREFIX, is_reserved, normalize_prefix
 from anystore.settings import load_settings
 from anystore_s3.conditional import ConditionalRequests
 from anystore_s3.metadata import EXPIRES, expired
@@ -225,10 +225,7 @@ class S3Backend(ConditionalRequests, Backend):
             pages = self._pages(self._prefix)
         for page in pages:
             for full in page:
-                if full in hidden or (
-                    RESERVED_PREFIX in full
-                    and any(part.startswith(RESERVED_PREFIX) for part in full.split("/"))
-                ):
+                if full in hidden or is_reserved(full):
                     continue
                 yield full[start:]
 

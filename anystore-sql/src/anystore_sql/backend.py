@@ -25,7 +25,7 @@ from sqlalchemy.pool import StaticPool
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import AnystoreError, BackendUnavailable, mask_uri
 from anystore.io import CHUNK_SIZE, WriteHandle, spooled_write_handle
-from anystore.keys import RESERVED_PREFIX, lock_name
+from anystore.keys import is_reserved, lock_name
 from anystore.settings import load_settings
 from anystore_sql import statements
 from anystore_sql.engines import WRITE_OPTION, parse_uri, shared_engine
@@ -40,10 +40,6 @@ PURGE_INTERVAL = 60.0
 _checked_tables: set[tuple[int, str]] = set()
 
 
-def _reserved(full: str) -> bool:
-    return any(part.startswith(RESERVED_PREFIX) for part in full.split("/"))
-
-
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
@@ -56,6 +52,7 @@ class SqlBackend(Backend):
     """
 
     atomic_pop = True
+    keeps_created_at = True
     supports_locks = True
 
     def __init__(self, uri: str, **options: Any) -> None:
@@ -220,7 +217,7 @@ class SqlBackend(Backend):
             keys = [row[0] for row in self._read(page, {"now": time.time()})]
             for full in keys:
                 # Lock rows share the table; their names hold a reserved segment.
-                if RESERVED_PREFIX in full and _reserved(full):
+                if is_reserved(full):
                     continue
                 yield full[start:]
             if len(keys) < PAGE:

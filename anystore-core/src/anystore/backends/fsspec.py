@@ -14,7 +14,7 @@ from typing import IO, Any
 from anystore.backend import Backend, BackendStat
 from anystore.backends import sidecar
 from anystore.exceptions import BackendNotFound, ReadOnly, mask_uri
-from anystore.keys import RESERVED_PREFIX
+from anystore.keys import RESERVED_PREFIX, is_reserved
 
 # What fsspec implementations raise when a protocol (or the mode it was opened in) cannot write.
 _WRITE_REFUSED = (NotImplementedError, PermissionError, OSError, ValueError)
@@ -137,7 +137,7 @@ class FsspecBackend(Backend):
         try:
             walker = self.fs.walk(start, detail=False)
             for folder, _, files in walker:
-                if any(part.startswith(RESERVED_PREFIX) for part in folder.split("/")):
+                if is_reserved(folder):
                     continue
                 names = set(files)
                 for name in files:

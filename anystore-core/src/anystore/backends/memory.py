@@ -54,6 +54,7 @@ class MemoryBackend(Backend):
     """Keeps values in a dict shared by every store on the same namespace name."""
 
     atomic_pop = True
+    keeps_created_at = True
     supports_locks = True
 
     def __init__(self, uri: str) -> None:
