@@ -52,6 +52,10 @@ class Backend:
     keeps_created_at: ClassVar[bool] = False
     # True where `acquire_lock`/`release_lock` are implemented atomically (see there).
     supports_locks: ClassVar[bool] = False
+    # Key limits of the medium, in UTF-8 bytes (None: no limit). `Store` refuses a longer key, or
+    # a key with a longer segment, with `InvalidKey` before the backend is touched.
+    max_key_bytes: ClassVar[int | None] = None
+    max_segment_bytes: ClassVar[int | None] = None
 
     def __init__(self, uri: str) -> None:
         # Subclasses take their own options as keyword arguments; an unknown one is a TypeError,
@@ -115,9 +119,12 @@ class Backend:
             self.delete(key)
 
     def open_read(self, key: str) -> IO[bytes] | None:
-        """Return a binary handle positioned at the start of the value, or None if missing.
+        """Return a seekable binary handle at the start of the value, or None if missing.
 
-        The default reads the whole value; override to stream in bounded memory.
+        The handle must serve one version of the value from its first byte to its last: a
+        snapshot, or `ConcurrentModification` on the next read once that version is gone (never
+        bytes of two versions, never a short read). The default reads the whole value; override
+        to stream in bounded memory, with `anystore.io.open_ranged` where the medium reads ranges.
         """
         data = self.read(key)
         return None if data is None else io.BytesIO(data)
@@ -150,6 +157,14 @@ class Backend:
         Return False when it no longer does (it expired and maybe someone else holds it now).
         """
         raise NotImplementedError
+
+    def cleanup(self, older_than: float) -> int:
+        """Remove what crashed writers left behind more than `older_than` seconds ago.
+
+        Temp files, incomplete uploads, temp keys: never a value, never a write in progress that
+        is younger than `older_than`. Return how many orphans were removed. The default has none.
+        """
+        return 0
 
     def close(self) -> None:
         """Release connections or handles; the default has none."""

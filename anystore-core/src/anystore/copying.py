@@ -11,12 +11,16 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from anystore.exceptions import ConcurrentModification
 from anystore.io import CHUNK_SIZE
 from anystore.store import Store
 
 # Values up to this size are compared by checksum as well as size before they are skipped;
 # larger ones by size alone, since checksumming both sides would read them twice.
 CHECKSUM_LIMIT = 16 * 1024 * 1024
+# A key rewritten in the source while it was being copied is read again this often before the
+# copy gives up on it with ConcurrentModification.
+ATTEMPTS = 3
 
 
 @dataclass
@@ -47,6 +51,24 @@ def _same(source: Store, target: Store, key: str) -> bool | None:
     )
 
 
+def _copy_value(source: Store, target: Store, key: str) -> bool:
+    """Stream one value; False if it is gone. A source value rewritten mid-read raises
+    `ConcurrentModification` in the reader, which discards the target's half-written value
+    (never published), and is read again."""
+    for attempt in range(ATTEMPTS):
+        reader = source.open(key, "rb", raise_on_nonexist=False)
+        if reader is None:
+            return False
+        try:
+            with reader, target.open(key, "wb") as writer:
+                shutil.copyfileobj(reader, writer, CHUNK_SIZE)  # type: ignore[misc]
+            return True
+        except ConcurrentModification:
+            if attempt == ATTEMPTS - 1:
+                raise
+    return False
+
+
 def copy(
     source: Store,
     target: Store,
@@ -60,8 +82,10 @@ def copy(
 
     Values stream in 1 MiB chunks (bounded memory). A key that already holds the same bytes in
     `target` is skipped; one that holds other bytes is replaced only with `overwrite=True`.
-    `progress(key, outcome)` is called after each key ("copied", "skipped" or "kept"). Raises
-    what the stores raise; a rerun after an interruption copies only what is missing.
+    `progress(key, outcome)` is called after each key ("copied", "skipped" or "kept"). A value
+    that is rewritten while it is copied is read again (a target never gets a value made of two
+    versions). Raises what the stores raise, `ConcurrentModification` when a key kept changing;
+    a rerun after an interruption copies only what is missing.
     """
     report = CopyReport()
     for key in source.iterate_keys(prefix=prefix, glob=glob):
@@ -70,13 +94,10 @@ def copy(
             outcome = "skipped"
         elif same is False and not overwrite:
             outcome = "kept"
-        else:
-            reader = source.open(key, "rb", raise_on_nonexist=False)
-            if reader is None:  # deleted since it was listed
-                continue
-            with reader, target.open(key, "wb") as writer:
-                shutil.copyfileobj(reader, writer, CHUNK_SIZE)  # type: ignore[misc]
+        elif _copy_value(source, target, key):
             outcome = "copied"
+        else:  # deleted since it was listed
+            continue
         getattr(report, outcome).append(key)
         if progress is not None:
             progress(key, outcome)

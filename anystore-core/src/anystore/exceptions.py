@@ -55,6 +55,16 @@ class NotSupported(AnystoreError, NotImplementedError):
     """The backend cannot do this safely (for example, lock without an atomic create)."""
 
 
+class ConcurrentModification(AnystoreError, RuntimeError):
+    """Another writer changed the data while this operation ran; retrying it is safe.
+
+    A read handle raises it on the next read when its value was overwritten or deleted after the
+    handle was opened and the backend cannot keep serving the old version (a read never returns
+    bytes of two versions, nor a silently short value). A write raises it when it kept colliding
+    with other writers (for example SQL deadlocks) after a bounded number of retries.
+    """
+
+
 _PASSWORD_IN_URI = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)(?P<secret>[^/@]*)@")
 _SECRET_PARAM = re.compile(
     r"(?P<head>[?&](?:password|secret|token|key|secret_access_key|session_token)=)[^&]*",

@@ -1,8 +1,11 @@
-"""File-like handles that `Store.open()` returns for writing: whole or nothing, on close.
+"""File-like handles that `Store.open()` returns: writes whole or nothing, reads by range.
 
-A handle collects what is written (in a temporary file, so memory stays bounded) and publishes it
-only when it is closed without an error. Leaving a `with` block through an exception, or calling
-`discard()`, drops the write and leaves any old value in place.
+A write handle collects what is written (in a temporary file, so memory stays bounded) and
+publishes it only when it is closed without an error. Leaving a `with` block through an exception,
+or calling `discard()`, drops the write and leaves any old value in place.
+
+A read handle over a medium with range reads (`open_ranged`) fetches the value a range at a time,
+is seekable, and fails with `ConcurrentModification` rather than return a short value.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import io
 from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any
+
+from anystore.exceptions import ConcurrentModification
 
 # Values up to this size stay in memory while spooling; larger ones go to a temporary file.
 SPOOL_MAX_MEMORY = 8 * 1024 * 1024
@@ -130,3 +135,91 @@ def iter_lines(handle: IO[bytes]) -> Any:
         if line.endswith(b"\n"):
             line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
         yield line
+
+
+class RangeReader(io.RawIOBase):
+    """A seekable raw reader over a value of `size` bytes that `read_range` fetches by ranges.
+
+    `read_range(start, length)` returns the bytes `[start, start + length)` of the version the
+    handle was opened on, or raises `ConcurrentModification` when that version is gone; a backend
+    keeps it honest (a snapshot transaction, an `If-Match` on the first ETag, a version check).
+    Fewer bytes than asked mean the value was cut short under the reader: that is an error too,
+    never a silently short read. `on_close` releases what the reader holds (a connection).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        read_range: Callable[[int, int], bytes],
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.size = size
+        self._read_range = read_range
+        self._on_close = on_close
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self.size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._position = position
+        return position
+
+    def _fetch(self, length: int) -> bytes:
+        length = min(length, self.size - self._position)
+        if length <= 0:
+            return b""
+        data = self._read_range(self._position, length)
+        if len(data) != length:
+            raise ConcurrentModification(
+                f"The value changed while it was read: expected {length} bytes at offset "
+                f"{self._position}, got {len(data)}; open it again to read the current version"
+            )
+        self._position += length
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._fetch(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        # One range per CHUNK_SIZE, not io's default of 8 KiB per call (a query each).
+        chunks = []
+        while chunk := self._fetch(CHUNK_SIZE):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if self._on_close is not None:
+                    self._on_close()
+            finally:
+                super().close()
+
+
+def open_ranged(
+    size: int,
+    read_range: Callable[[int, int], bytes],
+    on_close: Callable[[], None] | None = None,
+) -> io.BufferedReader:
+    """A buffered, seekable read handle over `RangeReader` (see there), reading 1 MiB ranges."""
+    return io.BufferedReader(RangeReader(size, read_range, on_close), buffer_size=CHUNK_SIZE)

@@ -21,6 +21,8 @@ LOCK_PREFIX = RESERVED_PREFIX + "-lock~"
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A lone surrogate has no UTF-8 form: no medium could store the key.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -53,8 +55,8 @@ def normalize_key(key: str) -> str:
     """Return the canonical form of `key`, or raise `InvalidKey` saying what is wrong with it.
 
     Strips trailing `/`, drops empty and `.` segments; rejects empty keys, a leading `/`, `..`
-    segments (raw or percent-encoded), backslashes, NUL and control characters, absolute URIs and
-    the reserved `.~anystore` names.
+    segments (raw or percent-encoded), backslashes, NUL and control characters, lone surrogates,
+    absolute URIs and the reserved `.~anystore` names.
     """
     if not isinstance(key, str):
         raise InvalidKey(f"Invalid key {key!r}: keys are str, not {type(key).__name__}")
@@ -62,6 +64,8 @@ def normalize_key(key: str) -> str:
         raise _fail(key, "the key is empty; give a name such as 'folder/name'")
     if _CONTROL.search(key):
         raise _fail(key, "NUL and control characters are not allowed in keys")
+    if _SURROGATE.search(key):
+        raise _fail(key, "it holds a lone surrogate, which has no UTF-8 form; decode it properly")
     if _URI.match(key):
         raise _fail(key, "absolute URIs are not keys; open a store on the URI with get_store()")
     if key.startswith("/"):
@@ -78,6 +82,25 @@ def normalize_key(key: str) -> str:
     if "%" in key:
         _check_decoded(key)
     return "/".join(parts)
+
+
+@lru_cache(maxsize=65536)
+def limited_key(key: str, max_key_bytes: int | None, max_segment_bytes: int | None) -> str:
+    """`normalize_key(key)`, also refused when it is longer than a backend's declared limits."""
+    key = normalize_key(key)
+    size = len(key.encode("utf-8"))
+    if max_key_bytes is not None and size > max_key_bytes:
+        raise _fail(key, f"it is {size} bytes long in UTF-8; this backend takes {max_key_bytes}")
+    if max_segment_bytes is not None and size > max_segment_bytes:
+        for part in key.split("/"):
+            length = len(part.encode("utf-8"))
+            if length > max_segment_bytes:
+                raise _fail(
+                    key,
+                    f"its segment {part[:20]!r}... is {length} bytes long in UTF-8; this backend "
+                    f"takes {max_segment_bytes} per segment (split it with '/')",
+                )
+    return key
 
 
 def is_reserved(path: str) -> bool:

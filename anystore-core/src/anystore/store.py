@@ -24,6 +24,7 @@ from anystore.keys import (
     glob_literal_prefix,
     is_under,
     join,
+    limited_key,
     normalize_key,
     normalize_prefix,
     relative_to,
@@ -56,6 +57,14 @@ class Store:
         self.backend = backend
         self.uri = mask_uri(uri)
         self.options = options or StoreOptions()
+        max_key, max_segment = backend.max_key_bytes, backend.max_segment_bytes
+        # Every key goes through this before the backend sees it: the rules of `anystore.keys`,
+        # plus the backend's declared length limits where it has any.
+        self._key: Callable[[str], str] = (
+            normalize_key
+            if max_key is None and max_segment is None
+            else lambda key: limited_key(key, max_key, max_segment)
+        )
 
     def __repr__(self) -> str:
         return f"<Store {self.uri} ({type(self.backend).__name__})>"
@@ -127,7 +136,7 @@ class Store:
 
         Raises `InvalidKey`, `SerializationError`, `ReadOnly` or `BackendUnavailable`.
         """
-        key = normalize_key(key)
+        key = self._key(key)
         if value is None:
             keep = (
                 self.options.store_none_values if store_none_values is None else store_none_values
@@ -151,7 +160,7 @@ class Store:
         Raises `DoesNotExist` for a missing key (or returns None with `raise_on_nonexist=False`),
         `InvalidKey`, `SerializationError`.
         """
-        key = normalize_key(key)
+        key = self._key(key)
         data = self.backend.read(key)
         if data is None:
             return self._missing(key, raise_on_nonexist)
@@ -170,7 +179,7 @@ class Store:
 
         Raises like `get`.
         """
-        key = normalize_key(key)
+        key = self._key(key)
         if self.backend.atomic_pop:
             data = self.backend.pop(key)
         else:
@@ -182,11 +191,11 @@ class Store:
 
     def delete(self, key: str) -> None:
         """Delete `key`; deleting a missing key does nothing. Raises `InvalidKey`."""
-        self.backend.delete(normalize_key(key))
+        self.backend.delete(self._key(key))
 
     def exists(self, key: str) -> bool:
         """Tell whether `key` holds a live value. Raises `InvalidKey`."""
-        return self.backend.exists(normalize_key(key))
+        return self.backend.exists(self._key(key))
 
     def info(self, key: str, *, raise_on_nonexist: bool | None = None) -> Stats | None:
         """Return `Stats` (size, times, mimetype, uri) for `key`. Raises like `get`."""
@@ -194,7 +203,7 @@ class Store:
 
         from anystore.stats import Stats
 
-        key = normalize_key(key)
+        key = self._key(key)
         stat = self.backend.stat(key)
         if stat is None:
             return self._missing(key, raise_on_nonexist)
@@ -251,7 +260,22 @@ class Store:
         """
         from anystore.locking import Lock
 
-        return Lock(self, normalize_key(key), ttl=ttl, timeout=timeout)
+        return Lock(self, self._key(key), ttl=ttl, timeout=timeout)
+
+    def cleanup(self, older_than: float = 3600.0) -> int:
+        """Remove what crashed writers left behind more than `older_than` seconds ago.
+
+        Temp files (local), incomplete multipart uploads (S3), temp keys (Redis): never a value
+        and never a write that is younger than `older_than`. Returns how many orphans went.
+        Raises `InvalidOption` for a negative or non-numeric `older_than`.
+        """
+        if (
+            isinstance(older_than, bool)
+            or not isinstance(older_than, (int, float))
+            or not older_than >= 0
+        ):
+            raise InvalidOption(f"older_than must be a number of seconds >= 0, not {older_than!r}")
+        return self.backend.cleanup(float(older_than))
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -293,7 +317,7 @@ class Store:
         (an exception inside the `with` block discards it). Raises `DoesNotExist` for reading a
         missing key (or returns None), `InvalidKey`, `InvalidOption` for another mode.
         """
-        key = normalize_key(key)
+        key = self._key(key)
         if mode in ("rb", "r"):
             handle = self.backend.open_read(key)
             if handle is None:
@@ -372,7 +396,7 @@ class Store:
         expiry = self._ttl(ttl)
         while batch := list(islice(pairs, BATCH_SIZE)):
             encoded = [
-                (normalize_key(key), self._encode(value, serialization_mode, serialization_func))
+                (self._key(key), self._encode(value, serialization_mode, serialization_func))
                 for key, value in batch
                 if value is not None or keep_none
             ]
@@ -389,7 +413,7 @@ class Store:
         """Return `{key: value}` for the keys that exist; missing keys are left out."""
         result: dict[str, Any] = {}
         remaining = iter(keys)
-        while batch := [normalize_key(key) for key in islice(remaining, BATCH_SIZE)]:
+        while batch := [self._key(key) for key in islice(remaining, BATCH_SIZE)]:
             for key, data in self.backend.read_many(batch):
                 result[key] = self._decode(data, serialization_mode, model, deserialization_func)
         return result
@@ -412,7 +436,7 @@ class Store:
         """Delete every key; missing keys are ignored. Raises `InvalidKey` before deleting any
         key of a batch that holds an invalid one."""
         remaining = iter(keys)
-        while batch := [normalize_key(key) for key in islice(remaining, BATCH_SIZE)]:
+        while batch := [self._key(key) for key in islice(remaining, BATCH_SIZE)]:
             self.backend.delete_many(batch)
 
 
