@@ -41,6 +41,7 @@ from anystore.exceptions import (
 )
 from anystore.options import StoreOptions
 from anystore.store import Store
+from anystore.testing_guarantees import GuaranteeTests
 
 # Keys that must be refused before any backend is touched, each with why.
 BAD_KEYS = [
@@ -67,6 +68,8 @@ BAD_KEYS = [
     "a\\..\\b",
     ".~anystore-tmp~1",
     "a/.~anystore-ttl~b",
+    "lone\ud800surrogate",
+    "a/\udfff",
 ]
 
 _segment = st.text(
@@ -108,7 +111,7 @@ def sibling(store: Store, **options: Any) -> Store:
     return Store(store.backend, store.uri, store.options.updated(**options))
 
 
-class StoreTests:
+class StoreTests(GuaranteeTests):
     """Subclass this and provide a `store` fixture that returns an empty store."""
 
     @pytest.fixture
