@@ -1,4 +1,4 @@
-"""The `anystore` command: put, get, delete, exists, keys, info and backends on any store.
+"""The `anystore` command: put, get, delete, exists, keys, info, copy, cleanup on any store.
 
 Values move as raw bytes (what `put` reads is exactly what `get` prints). A missing key exits 1,
 bad input exits 2, each with one line on stderr; never a traceback for a user's mistake.
@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     copy.add_argument("--prefix", default=None)
     copy.add_argument("--glob", default=None)
     copy.add_argument("--overwrite", action="store_true", help="replace keys that differ")
+    cleanup = commands.add_parser(
+        "cleanup", help="remove what crashed writers left behind (temp files, partial uploads)"
+    )
+    cleanup.add_argument(
+        "--older-than",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="only leftovers at least this old (default 3600: spares writes in progress)",
+    )
     commands.add_parser("backends", help="list installed plugins, their schemes and versions")
     commands.add_parser("settings", help="print the effective settings as JSON (secrets masked)")
     return parser
@@ -109,6 +119,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0 if found else EXIT_MISSING
     elif args.command == "info":
         print(store.info(args.key).model_dump_json())  # type: ignore[union-attr]
+    elif args.command == "cleanup":
+        removed = store.cleanup(older_than=args.older_than)
+        print(f"{removed} orphan{'s' if removed != 1 else ''} removed")
     elif args.command == "keys":
         for key in store.iterate_keys(args.prefix, args.exclude_prefix, args.glob):
             if args.info:
