@@ -5,13 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
 
 from anystore import get_store
 from anystore.backends.memory import MemoryBackend
-from anystore.exceptions import BackendNotFound, PluginError
+from anystore.cli import main
+from anystore.exceptions import BackendNotFound, PluginError, PluginWarning
 from anystore.plugins import installed_plugins, reset_plugins
 
 
@@ -85,8 +87,9 @@ def test_disabled_plugin_is_not_loaded(tmp_path: Path, monkeypatch: pytest.Monke
 def test_two_plugins_on_one_scheme_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     fake(tmp_path, monkeypatch, "firstplug")
     fake(tmp_path, monkeypatch, "secondplug")
+    get_store("memory://").put("k", 1)  # other schemes are not held hostage
     with pytest.raises(PluginError, match=r"firstplug.*secondplug|secondplug.*firstplug"):
-        get_store("memory://")
+        get_store("fake://x")
 
 
 def test_preferred_plugin_wins_a_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -96,23 +99,79 @@ def test_preferred_plugin_wins_a_conflict(tmp_path: Path, monkeypatch: pytest.Mo
     assert type(store.backend).__module__ == "prefplug_backend"
 
 
-def test_unknown_hook_fails_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_unknown_hook_is_reported_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     source = """
         from anystore import hookimpl
 
         @hookimpl
         def anystore_register_backend(register):  # misspelled
-            pass
+            register("typo", "typoplug:Nothing")
     """
     install_plugin(tmp_path, monkeypatch, "typoplug", "typoplug", source)
-    with pytest.raises(PluginError, match="typoplug"):
-        get_store("memory://")
+    with pytest.warns(PluginWarning) as caught:
+        get_store("memory://").put("k", 1)
+    message = str(caught[0].message)
+    assert "'typoplug' (distribution typoplug)" in message
+    assert "did you mean anystore_register_backends?" in message
+    assert message.count("typoplug.py") == 0  # no module repr
+    info = {p.name: p for p in installed_plugins()}["typoplug"]
+    assert info.schemes == [] and "anystore_register_backend " in str(info.error)
 
 
-def test_broken_plugin_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_broken_plugin_breaks_no_other_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     install_plugin(tmp_path, monkeypatch, "brokenplug", "brokenplug", "raise ImportError('x')")
-    with pytest.raises(PluginError, match="ANYSTORE_DISABLE_PLUGINS=brokenplug"):
-        get_store("memory://")
+    with pytest.warns(PluginWarning, match="ANYSTORE_DISABLE_PLUGINS=brokenplug"):
+        store = get_store("memory://")
+    store.put("k", 1)
+    assert store.get("k") == 1
+    with pytest.raises(BackendNotFound, match=r"'brokenplug'.*failed to load.*ImportError"):
+        get_store("nosuch://x")
+
+
+def test_backends_command_shows_a_broken_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    install_plugin(tmp_path, monkeypatch, "brokenplug", "brokenplug", "raise ImportError('x')")
+    with pytest.warns(PluginWarning):
+        assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "brokenplug\tbrokenplug 1.2.3\tnot loaded: importing brokenplug failed" in out
+    assert "memory://" in out
+
+
+def test_disabled_broken_plugin_is_silent_in_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    install_plugin(tmp_path, monkeypatch, "brokenplug", "brokenplug", "raise ImportError('x')")
+    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "brokenplug")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["backends"]) == 0
+    assert "brokenplug" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("name", "factory", "why"),
+    [
+        ("badmodule", "nosuchmodule_xyz:Backend", "there is no module 'nosuchmodule_xyz'"),
+        ("badclass", "anystore.backends.memory:MemoryBackendd", "no attribute 'MemoryBackendd'"),
+        ("badtype", "anystore.keys:lock_name", "returned str, not an anystore.backend.Backend"),
+    ],
+)
+def test_bad_factories_are_plugin_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, factory: str, why: str
+):
+    source = f"""
+        from anystore import hookimpl
+
+        @hookimpl
+        def anystore_register_backends(register):
+            register("bad", "{factory}")
+    """
+    install_plugin(tmp_path, monkeypatch, name, name, source)
+    with pytest.raises(PluginError, match=rf"'{name}' \(distribution {name}\)") as error:
+        get_store("bad://x")
+    assert why in str(error.value)
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,10 @@ def _run(args: argparse.Namespace) -> int:
         from anystore.plugins import installed_plugins
 
         for plugin in installed_plugins():
+            if plugin.error:
+                where = f"{plugin.distribution} {plugin.version}"
+                print(f"{plugin.name}\t{where}\tnot loaded: {plugin.error}")
+                continue
             schemes = ", ".join(
                 "(other fsspec protocols)" if s == "*" else f"{s}://"
                 for s in sorted(plugin.schemes)

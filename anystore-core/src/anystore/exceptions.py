@@ -47,6 +47,10 @@ class PluginError(AnystoreError, RuntimeError):
     """A plugin is broken: an unknown hook, a scheme claimed twice, a bad registration."""
 
 
+class PluginWarning(UserWarning):
+    """A plugin failed to load; the other plugins' schemes still work (`anystore backends`)."""
+
+
 class LockError(AnystoreError, RuntimeError):
     """A lock could not be acquired in time, or expired before it was released."""
 

@@ -44,20 +44,40 @@ class Registration:
     factory: str | Callable[..., Any]
     plugin: str
     preferred: bool = False
+    conflict: str | None = None
+    """Set when two plugins claim the scheme: opening it raises this message as `PluginError`."""
 
     def load(self) -> Callable[..., Any]:
-        """Import the factory if it is a `module:attribute` string."""
+        """Import the factory if it is a `module:attribute` string.
+
+        Raises `PluginError` for a conflict or a factory string that names nothing (naming the
+        plugin's distribution), `BackendNotFound` when the module needs a missing dependency.
+        """
+        if self.conflict is not None:
+            raise PluginError(self.conflict)
         if not isinstance(self.factory, str):
             return self.factory
         module_name, _, attribute = self.factory.partition(":")
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
+            if isinstance(error, ModuleNotFoundError) and error.name == module_name:
+                raise PluginError(
+                    f"{plugin_origin(self.plugin)} registered {self.scheme}:// with the factory "
+                    f"{self.factory!r}, but there is no module {module_name!r}: fix the "
+                    "plugin's register() call or reinstall it."
+                ) from None
             raise BackendNotFound(
                 f"The {self.scheme}:// backend of plugin {self.plugin!r} cannot be imported "
                 f"({error}). Install the plugin's missing dependency (see its README)."
             ) from error
-        return getattr(module, attribute)
+        try:
+            return getattr(module, attribute)  # type: ignore[no-any-return]
+        except AttributeError:
+            raise PluginError(
+                f"{plugin_origin(self.plugin)} registered {self.scheme}:// with the factory "
+                f"{self.factory!r}, but {module_name} has no attribute {attribute!r}."
+            ) from None
 
 
 @dataclass
@@ -68,6 +88,8 @@ class PluginInfo:
     dist: Any = None
     """The importlib-metadata Distribution; None for the built-in plugin (anystore-core)."""
     schemes: list[str] = field(default_factory=list)
+    error: str | None = None
+    """Why the plugin could not be loaded (it then serves no scheme)."""
 
     # Name and version are read on demand: they parse metadata files, which start-up avoids.
     @property
@@ -91,6 +113,14 @@ class _Registry:
 
 
 _registry = _Registry()
+
+
+def plugin_origin(plugin: str) -> str:
+    """`Plugin 'x' (distribution y)`, for messages, once discovery knows the distribution."""
+    info = _registry.plugins.get(plugin)
+    if info is None or info.dist is None:
+        return f"Plugin {plugin!r}"
+    return f"Plugin {plugin!r} (distribution {info.distribution})"
 
 
 def _make_register(plugin: str, found: list[Registration]) -> hookspecs.RegisterBackend:
@@ -120,7 +150,8 @@ def _settle(found: list[Registration]) -> dict[str, Registration]:
         elif old.preferred and not new.preferred:
             continue
         else:
-            raise PluginError(
+            # Only this scheme is unusable: every other plugin's schemes keep working.
+            old.conflict = (
                 f"Plugins {old.plugin!r} and {new.plugin!r} both serve {new.scheme}://. Uninstall "
                 f"one, disable one with ANYSTORE_DISABLE_PLUGINS={new.plugin}, or register one "
                 "with preferred=True."
@@ -128,10 +159,42 @@ def _settle(found: list[Registration]) -> dict[str, Registration]:
     return schemes
 
 
+def _unknown_hooks(module: Any) -> list[str]:
+    """Names of the hook implementations in `module` that match no spec (misspelled hooks)."""
+    marker = f"{hookspecs.PROJECT_NAME}_impl"
+    return sorted(
+        name
+        for name in dir(module)
+        if getattr(getattr(module, name, None), marker, None) is not None
+        and not hasattr(hookspecs, name)
+    )
+
+
+def _broken(info: PluginInfo, why: str) -> PluginInfo:
+    import warnings
+
+    from anystore.exceptions import PluginWarning
+
+    info.error = why
+    warnings.warn(
+        f"{_describe(info)} is not used: {why}. Fix or reinstall it, or set "
+        f"ANYSTORE_DISABLE_PLUGINS={info.name}.",
+        PluginWarning,
+        stacklevel=4,
+    )
+    return info
+
+
+def _describe(info: PluginInfo) -> str:
+    return f"anystore plugin {info.name!r} (distribution {info.distribution})"
+
+
 def load_plugins(disabled: set[str] | None = None) -> None:
     """Discover and register every plugin once per process (a no-op after the first call).
 
-    Raises `PluginError` for a hook that matches no spec or a scheme claimed twice.
+    `disabled` defaults to `ANYSTORE_DISABLE_PLUGINS`. A plugin that fails to import, implements
+    an unknown hook or fails in its hook is left out with a `PluginWarning` (and shown by
+    `anystore backends`); the other plugins' schemes keep working.
     """
     if _registry.loaded:
         return
@@ -140,37 +203,56 @@ def load_plugins(disabled: set[str] | None = None) -> None:
             return
         from anystore import builtin
 
-        disabled = disabled or set()
+        if disabled is None:
+            from anystore.options import environment_options
+
+            disabled = environment_options()[2]
         manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         manager.add_hookspecs(hookspecs)
         plugins = {BUILTIN_PLUGIN: PluginInfo(BUILTIN_PLUGIN)}
+        _registry.plugins = plugins  # so that messages can name distributions meanwhile
         manager.register(builtin, name=BUILTIN_PLUGIN)
         for entry_point in find_entry_points():
             if entry_point.name in disabled or entry_point.name in plugins:
                 continue
+            info = plugins[entry_point.name] = PluginInfo(entry_point.name, entry_point.dist)
             try:
                 module = entry_point.load()
             except Exception as error:
-                raise PluginError(
-                    f"Plugin {entry_point.name!r} ({entry_point.value}) failed to load: {error}. "
-                    f"Reinstall it, or set ANYSTORE_DISABLE_PLUGINS={entry_point.name}."
-                ) from error
+                _broken(info, f"importing {entry_point.value} failed ({error!r})")
+                continue
+            unknown = _unknown_hooks(module)
+            if unknown:
+                _broken(info, _unknown_hook_message(unknown))
+                continue
             manager.register(module, name=entry_point.name)
-            plugins[entry_point.name] = PluginInfo(entry_point.name, entry_point.dist)
-        try:
-            manager.check_pending()
-        except pluggy.PluginValidationError as error:
-            raise PluginError(
-                f"Plugin {error.plugin!r} implements a hook anystore does not know: {error}"
-            ) from None
         found: list[Registration] = []
         for impl in manager.hook.anystore_register_backends.get_hookimpls():
-            impl.function(register=_make_register(impl.plugin_name, found))
+            mine: list[Registration] = []
+            try:
+                impl.function(register=_make_register(impl.plugin_name, mine))
+            except Exception as error:
+                _broken(
+                    plugins[impl.plugin_name], f"its anystore_register_backends failed: {error}"
+                )
+                continue
+            found.extend(mine)
         schemes = _settle(found)
         for registration in schemes.values():
             plugins[registration.plugin].schemes.append(registration.scheme)
-        _registry.manager, _registry.schemes, _registry.plugins = manager, schemes, plugins
+        _registry.manager, _registry.schemes = manager, schemes
         _registry.loaded = True
+
+
+def _unknown_hook_message(unknown: list[str]) -> str:
+    import difflib
+
+    known = [name for name in dir(hookspecs) if name.startswith(hookspecs.PROJECT_NAME + "_")]
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"it implements hooks anystore does not know: {', '.join(hints)}"
 
 
 def reset_plugins() -> None:
@@ -183,7 +265,7 @@ def reset_plugins() -> None:
 
 
 def installed_plugins() -> list[PluginInfo]:
-    """The loaded plugins with their distributions, versions and schemes."""
+    """The discovered plugins with their distributions, versions, schemes and load errors."""
     load_plugins()
     return list(_registry.plugins.values())
 
@@ -210,7 +292,9 @@ def find_backend(uri: str) -> Registration:
         )
     if "*" in schemes and _fsspec_knows(base):
         return schemes["*"]
-    raise BackendNotFound(f"No backend serves {scheme}:// (installed schemes: {served})")
+    broken = [info for info in _registry.plugins.values() if info.error]
+    note = "".join(f"; {_describe(info)} failed to load: {info.error}" for info in broken)
+    raise BackendNotFound(f"No backend serves {scheme}:// (installed schemes: {served}){note}")
 
 
 def _fsspec_knows(protocol: str) -> bool:

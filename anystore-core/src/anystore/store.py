@@ -449,9 +449,10 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
     Keyword options are Store options (`serialization_mode`, `raise_on_nonexist`, `ttl`/
     `default_ttl`, `store_none_values`, `model`, `serialization_func`, `deserialization_func`)
     or else passed to the backend. Raises `BackendNotFound` for an unserved scheme (naming what to
-    install), `PluginError` for a broken plugin, `InvalidOption` for a bad option.
+    install), `PluginError` for a broken plugin or factory, `InvalidOption` for a bad option.
     """
-    from anystore.plugins import find_backend, load_plugins
+    from anystore.exceptions import PluginError
+    from anystore.plugins import find_backend, load_plugins, plugin_origin
 
     env_uri, env_options, disabled = environment_options()
     load_plugins(disabled)
@@ -469,7 +470,8 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
         else:
             backend_options[name] = value
     store_options = env_options.updated(**store_options)  # type: ignore[assignment]
-    factory = find_backend(uri).load()
+    registration = find_backend(uri)
+    factory = registration.load()
     try:
         # Check the options against the factory's signature first: a TypeError raised inside
         # the backend is a bug to see, not a bad option.
@@ -477,4 +479,9 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
     except TypeError as error:
         raise InvalidOption(f"Bad option for the backend of {mask_uri(uri)}: {error}") from None
     backend = factory(uri, **backend_options)
+    if not isinstance(backend, Backend):
+        raise PluginError(
+            f"{plugin_origin(registration.plugin)} serves {registration.scheme}:// with a factory "
+            f"that returned {type(backend).__name__}, not an anystore.backend.Backend."
+        )
     return Store(backend, uri, store_options)  # type: ignore[arg-type]
