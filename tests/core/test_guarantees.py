@@ -191,3 +191,29 @@ def test_copy_gives_up_on_a_value_that_keeps_changing() -> None:
     with pytest.raises(ConcurrentModification):
         anystore.copy(source, target)
     assert not target.exists("k")
+
+
+# -- the kit for plugin authors --------------------------------------------------------------
+
+
+def test_the_testing_extra_brings_what_the_kit_imports() -> None:
+    from importlib.metadata import entry_points, requires
+
+    needs = [r for r in requires("anystore-core") or [] if "extra == 'testing'" in r]
+    assert {r.split(">")[0] for r in needs} == {"pytest", "hypothesis"}
+    plugins = {e.name: e.value for e in entry_points(group="pytest11")}
+    assert plugins.get("anystore") == "anystore.pytest_plugin"
+
+
+def test_a_subclass_cannot_override_kit_tests() -> None:
+    from anystore.testing import StoreTests
+
+    class Bent(StoreTests):
+        def test_put_overwrites(self, store: Store) -> None:  # weakened on purpose
+            pass
+
+        def test_read_handles_seek(self, store: Store) -> None:
+            pass
+
+    with pytest.raises(AssertionError, match=r"Bent overrides kit tests \['test_put_overwrites'"):
+        Bent().test_kit_tests_are_not_overridden()
