@@ -1,0 +1,402 @@
+"""Fault runs against every backend: what survives killed writers, killed and stalled servers,
+and a hammer of concurrent processes and threads.
+
+    uv run python benchmarks/reliability.py [--backends local,sqlite,postgresql,mariadb,redis,s3]
+        [--writers N] [--seconds T] [--quick]
+
+Run kinds, one table each:
+  writers  N writer processes per backend, SIGKILLed at random moments, writing self-verifying
+           values (put of small ones, open(key, "wb") of multi-MiB ones); after each kill every
+           key the writer acknowledged must hold that value or a later one of the same writer,
+           whole. Counts torn values, lost acknowledged writes, and what a crash left behind.
+  reads    open(key, "rb") read in 1 MiB chunks while two processes overwrite and delete the
+           values: clean reads, ConcurrentModification, torn reads (mixed versions, short).
+  restart  the private server SIGKILLed mid-run and restarted on the same port and data:
+           errors by type during the outage, seconds until operations succeed again on the same
+           store object, acknowledged writes lost.
+  stall    the private server SIGSTOPped: seconds until get and put give up, and with what, with
+           the backend's timeout options set to known values (the table says which).
+  hammer   4 processes x 8 threads of put/get/delete/put_many/get_many/iterate_keys/pop on
+           shared keys for T seconds: ops/s, errors by type, then a consistency check.
+
+PostgreSQL, MariaDB, Redis and S3 (moto) run as private instances on free ports of 127.0.0.1 in a
+temporary folder, killed by PID at the end whatever happens; the shared services are never used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from faults.runs import NETWORK_ONLY, RUNS, Plan
+from faults.servers import install_cleanup, kill_all
+from faults.targets import ALL, Target, make_target
+
+CONNECT_TIMEOUT = 2.0
+OPERATION_TIMEOUT = 3.0
+MIB = 1 << 20
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Sizes and durations: small in --quick mode (under 3 minutes), larger otherwise."""
+    if args.quick:
+        return Plan(
+            writers=args.writers or 4,
+            parallel=4,
+            small=2000,
+            big=2 * MIB,
+            big_every=4,
+            kill_after=(0.2, 0.8),
+            read_seconds=2.0,
+            read_size=3 * MIB,
+            outage=1.0,
+            stall_cap=10.0,
+            hammer_seconds=args.seconds or 3.0,
+        )
+    return Plan(
+        writers=args.writers or 20,
+        parallel=4,
+        small=4000,
+        big=6 * MIB,
+        big_every=4,
+        kill_after=(0.2, 1.5),
+        read_seconds=max(2.0, (args.seconds or 20.0) / 2),
+        read_size=6 * MIB,
+        outage=2.0,
+        stall_cap=30.0,
+        hammer_seconds=args.seconds or 20.0,
+    )
+
+
+def start_targets(names: list[str], base: Path) -> tuple[dict[str, Target], dict[str, str]]:
+    """Prepare and start the private servers in parallel; (ready targets, failures by name)."""
+    targets: dict[str, Target] = {}
+    failed: dict[str, str] = {}
+
+    def prepare(name: str) -> None:
+        try:
+            target = make_target(name, base, CONNECT_TIMEOUT, OPERATION_TIMEOUT)
+            if target.server is not None:
+                target.server.start()
+            targets[name] = target
+        except Exception as error:
+            failed[name] = f"{type(error).__name__}: {error}"
+
+    threads = [threading.Thread(target=prepare, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {n: targets[n] for n in names if n in targets}, failed
+
+
+def counts(counter: Counter[str] | dict[str, int], limit: int = 6) -> str:
+    """`name n, name n, ...` for the largest entries, or '-'."""
+    items = sorted(counter.items(), key=lambda item: -item[1])
+    text = ", ".join(f"{name} {count}" for name, count in items[:limit] if count)
+    if len(items) > limit:
+        text += f", ... ({len(items) - limit} more)"
+    return text or "-"
+
+
+def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    """A plain-text table; columns as wide as their widest cell."""
+    print(f"\n{title}")
+    cells = [header] + [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for index, row in enumerate(cells):
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if index == 0:
+            print("  " + "  ".join("-" * width for width in widths))
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def report_writers(results: dict[str, Any], plan: Plan) -> None:
+    rows = []
+    for name, result in results.items():
+        if "failed" in result:
+            rows.append([name, f"run failed: {result['failed']}"] + [""] * 9)
+            continue
+        f = result["figures"]
+        rows.append(
+            [
+                name,
+                f["writers killed"],
+                f["writer errors"],
+                f["acked writes"],
+                f["killed mid-stream"],
+                f["keys checked"],
+                f["torn"],
+                f["lost acked"],
+                f["unacked write visible"],
+                f["stray keys listed"],
+                result["cleaned"],
+            ]
+        )
+    print_table(
+        f"(a) SIGKILLed writers: {plan.writers} per backend, {plan.parallel} at a time, put of "
+        f"<= {plan.small} B and open(wb) of {plan.big // MIB} MiB every {plan.big_every}th write",
+        [
+            "backend",
+            "killed",
+            "writer errors",
+            "acked",
+            "mid-stream",
+            "keys checked",
+            "TORN",
+            "LOST ACKED",
+            "unacked visible",
+            "stray listed",
+            "cleanup(0) removed",
+        ],
+        rows,
+    )
+    print("  unacked visible: the write in flight at the kill was published (allowed, whole).")
+    problems(results)
+
+
+def report_reads(results: dict[str, Any], plan: Plan) -> None:
+    rows = []
+    for name, result in results.items():
+        if "failed" in result:
+            rows.append([name, f"run failed: {result['failed']}"] + [""] * 6)
+            continue
+        f = result["figures"]
+        other = Counter({k: v for k, v in f.items() if k.startswith("error ")})
+        det = result["deterministic"]
+        rows.append(
+            [
+                name,
+                f["clean"] + f["torn"] + f["ConcurrentModification"] + sum(other.values()),
+                f["clean"],
+                f["ConcurrentModification"],
+                f["torn"],
+                counts(other),
+                det["overwrite"],
+                det["delete"],
+            ]
+        )
+    print_table(
+        f"(a') streamed reads: open(rb) of {plan.read_size // MIB} MiB values in 1 MiB chunks "
+        f"for {plan.read_seconds:.0f} s, two processes overwriting/deleting them",
+        [
+            "backend",
+            "reads",
+            "clean",
+            "ConcurrentModification",
+            "TORN",
+            "other errors",
+            "overwrite after 1 MiB read",
+            "delete after 1 MiB read",
+        ],
+        rows,
+    )
+    problems(results)
+
+
+def report_restart(results: dict[str, Any], plan: Plan) -> None:
+    rows = []
+    for name, result in results.items():
+        if "failed" in result:
+            rows.append([name, f"run failed: {result['failed']}"] + [""] * 6)
+            continue
+        errors = result["errors"]
+        lost = result["lost"]
+        acked = result["acked"]
+        # Calls that started before the kill and failed with it count with the outage.
+        outage: Counter[str] = Counter()
+        for phase in ("before", "outage", "no bucket"):
+            outage.update(errors.get(phase, {}))
+        slowest = max(result["slowest"].get(p, 0.0) for p in ("before", "outage", "no bucket"))
+        lost_text = ", ".join(f"{phase} {lost.get(phase, 0)}/{acked[phase]}" for phase in acked)
+        unreadable = {k: v for k, v in lost.items() if "(" in k}
+        if unreadable:
+            lost_text += "; " + counts(unreadable)
+        rows.append(
+            [
+                name,
+                counts(outage),
+                f"{slowest:.2f}",
+                seconds(result["recovery"]) if result["recovery"] is not None else "NEVER",
+                counts(errors.get("after", {})),
+                lost_text,
+                "yes" if result["hung"] else "no",
+            ]
+        )
+    print_table(
+        f"(b) server SIGKILLed after 1 s, restarted after {plan.outage:.0f} s "
+        "(same port and data), one client put/get loop on the same store object",
+        [
+            "backend",
+            "errors during outage",
+            "slowest call (s)",
+            "recovered after (s)",
+            "errors after restart",
+            "LOST ACKED by phase (lost/acked)",
+            "client hung",
+        ],
+        rows,
+    )
+    print(
+        "  Redis runs with --save '' --appendonly no and moto keeps everything in memory: their\n"
+        "  writes acknowledged before the kill are lost by configuration. 'no bucket' (S3): moto\n"
+        "  restarted without the bucket for 1 s, then the bucket was created again."
+    )
+    for name, result in results.items():
+        for phase_error, text in sorted(result.get("samples", {}).items()):
+            print(f"  {name} {phase_error}: {text}")
+
+
+def report_stall(results: dict[str, Any], plan: Plan) -> None:
+    rows = []
+    for name, result in results.items():
+        if "failed" in result:
+            rows.append([name, f"run failed: {result['failed']}"] + [""] * 3)
+            continue
+        cells = [name, ", ".join(f"{k}={v}" for k, v in result["options"].items()) or "(none)"]
+        for op in ("get", "put"):
+            took, what = result["outcomes"][op]
+            cells.append(f"{seconds(took)} s {what}" if took is not None else what)
+        cells.append(seconds(result["recovered"]) if result["recovered"] is not None else "NEVER")
+        rows.append(cells)
+    print_table(
+        f"(c) server SIGSTOPped (SIGCONT after {plan.stall_cap:.0f} s at most): time until the "
+        "call gave up",
+        ["backend", "timeout options passed", "get", "put", "ok again after SIGCONT (s)"],
+        rows,
+    )
+
+
+def report_hammer(results: dict[str, Any], plan: Plan) -> None:
+    rows = []
+    for name, result in results.items():
+        if "failed" in result:
+            rows.append([name, f"run failed: {result['failed']}"] + [""] * 5)
+            continue
+        total = sum(result["ops"].values())
+        failed = sum(result["errors"].values())
+        torn = sum(result["torn"].values())
+        rows.append(
+            [
+                name,
+                total,
+                f"{total / plan.hammer_seconds:,.0f}",
+                failed,
+                torn,
+                result["hung"],
+                counts(result["final"]) if sum(result["final"].values()) else "consistent",
+            ]
+        )
+    print_table(
+        f"(d) hammer: {plan.processes} processes x {plan.threads} threads, "
+        f"{plan.hammer_seconds:.0f} s, {plan.hammer_keys} shared keys",
+        ["backend", "ops ok", "ops/s", "errors", "TORN", "hung threads", "final check"],
+        rows,
+    )
+    for name, result in results.items():
+        if result.get("errors"):
+            print(f"  {name} errors by type: {counts(result['errors'], limit=12)}")
+            for error, text in sorted(result["samples"].items()):
+                print(f"    {error}: {text}")
+        if result.get("torn"):
+            print(f"  {name} torn/stray: {counts(result['torn'])}")
+    problems(results)
+
+
+def problems(results: dict[str, Any], limit: int = 8) -> None:
+    """Print the first problems each backend's run noted."""
+    for name, result in results.items():
+        found = result.get("problems", [])
+        for text in found[:limit]:
+            print(f"  {name}: {text}")
+        if len(found) > limit:
+            print(f"  {name}: ... {len(found) - limit} more")
+
+
+def revive(target: Target) -> None:
+    """After a run, make sure the target's server runs (a failed run may have left it down)."""
+    server = target.server
+    if server is None:
+        return
+    server.resume()
+    if server.process is None or server.process.poll() is not None:
+        server.kill()
+        server.start()
+
+
+REPORTS = {
+    "writers": report_writers,
+    "reads": report_reads,
+    "restart": report_restart,
+    "stall": report_stall,
+    "hammer": report_hammer,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backends", default=",".join(ALL), help="comma-separated subset")
+    parser.add_argument("--writers", type=int, default=0, help="killed writers per backend")
+    parser.add_argument("--seconds", type=float, default=0.0, help="hammer duration")
+    parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated run kinds")
+    parser.add_argument("--quick", action="store_true", help="small sizes, under 3 minutes")
+    args = parser.parse_args()
+    names = [name.strip() for name in args.backends.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(ALL)) + sorted(set(args.runs.split(",")) - set(RUNS))
+    if unknown:
+        raise SystemExit(f"unknown backend(s) or run(s): {', '.join(unknown)}")
+    plan = make_plan(args)
+    install_cleanup()
+    # Fake credentials for moto, and no profile or endpoint of the machine's own.
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="reliability",
+        AWS_SECRET_ACCESS_KEY="reliability",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "ANYSTORE_URI"):
+        os.environ.pop(variable, None)
+    base = Path(tempfile.mkdtemp(prefix="anystore-reliability-"))
+    base.chmod(0o755)  # the postgres and mysql users must reach their folders inside
+    began = time.monotonic()
+    try:
+        targets, failed = start_targets(names, base)
+        print(f"backends: {', '.join(targets)}; temporary folder {base}")
+        for name, reason in failed.items():
+            print(f"  {name}: could not start, skipped: {reason}")
+        for run in args.runs.split(","):
+            results: dict[str, Any] = {}
+            for name, target in targets.items():
+                if run in NETWORK_ONLY and target.server is None:
+                    continue
+                try:
+                    results[name] = RUNS[run](target, plan, base)
+                except Exception as error:
+                    results[name] = {"failed": f"{type(error).__name__}: {error}"[:300]}
+                finally:
+                    revive(target)
+            if results:
+                REPORTS[run](results, plan)
+                sys.stdout.flush()
+        print(f"\ntotal {time.monotonic() - began:.0f} s")
+    finally:
+        kill_all()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
