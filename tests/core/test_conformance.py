@@ -49,3 +49,17 @@ class TestGenericFsspec(StoreTests):
     def store(self) -> Store:
         uri = f"memory://fsspec-{uuid.uuid4().hex}"
         return Store(FsspecBackend(uri), uri)
+
+
+class TestGzipMemory(StoreTests):
+    """The gzip layer over memory: every value and stream goes through gzip."""
+
+    @pytest.fixture
+    def store(self) -> Store:
+        return get_store(f"gzip::memory://{uuid.uuid4().hex}")
+
+
+class TestGzipLocal(StoreTests):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        return get_store(f"gzip::{tmp_path}/store")

@@ -1,8 +1,8 @@
-"""The built-in plugin: memory, local files, and any other installed fsspec protocol."""
+"""The built-in plugin: memory, local files, any other installed fsspec protocol, and layers."""
 
 from __future__ import annotations
 
-from anystore.hookspecs import RegisterBackend, hookimpl
+from anystore.hookspecs import RegisterBackend, RegisterLayer, hookimpl
 
 
 @hookimpl
@@ -12,3 +12,10 @@ def anystore_register_backends(register: RegisterBackend) -> None:
     register(["file", "local"], "anystore.backends.local:LocalBackend")
     # "*" serves any scheme no plugin claims, if fsspec knows it (zip, http, gcs...).
     register("*", "anystore.backends.fsspec:FsspecBackend")
+
+
+@hookimpl
+def anystore_register_layers(register: RegisterLayer) -> None:
+    """Register the `readonly::` and `gzip::` layers."""
+    register("readonly", "anystore.layers.readonly:ReadOnlyLayer")
+    register("gzip", "anystore.layers.gzip:GzipLayer")

@@ -94,6 +94,9 @@ def _run(args: argparse.Namespace) -> int:
                 "(other fsspec protocols)" if s == "*" else f"{s}://"
                 for s in sorted(plugin.schemes)
             )
+            layers = ", ".join(f"{name}::" for name in sorted(plugin.layers))
+            if layers:
+                schemes = f"{schemes}; layers: {layers}" if schemes else f"layers: {layers}"
             print(f"{plugin.name}\t{plugin.distribution} {plugin.version}\t{schemes}")
         return 0
     if args.command == "copy":

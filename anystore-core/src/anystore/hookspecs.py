@@ -43,6 +43,14 @@ class RegisterBackend(Protocol):
     ) -> None: ...
 
 
+class RegisterLayer(Protocol):
+    """The `register` callable handed to `anystore_register_layers`."""
+
+    def __call__(
+        self, name: str, factory: str | Callable[..., Any], *, preferred: bool = False
+    ) -> None: ...
+
+
 @hookspec
 def anystore_register_backends(register: RegisterBackend) -> None:
     """Register the backends this plugin provides, by URI scheme.
@@ -60,4 +68,23 @@ def anystore_register_backends(register: RegisterBackend) -> None:
       with an error naming both, unless exactly one of them is preferred.
 
     Added in 0.1.
+    """
+
+
+@hookspec
+def anystore_register_layers(register: RegisterLayer) -> None:
+    """Register layers: wrappers around a backend, chosen in a URI as `name::inner-uri`.
+
+    Call `register(name, factory)` once per layer:
+
+    * `name`: lower case letters, digits, `-` and `_` (`"gzip"`, `"readonly"`); users write
+      `gzip::redis://host/0/x`, and layers stack outermost first (`readonly::gzip::/data`).
+    * `factory`: a `"package.module:ClassName"` string (imported only when a URI names the layer)
+      or a callable, called as `factory(inner)` with the `anystore.backend.Backend` it wraps; it
+      returns a Backend, usually a subclass of `anystore.layer.Layer`, which forwards every call
+      to `inner` so that the layer overrides only what it changes. A layer that transforms bytes
+      must wrap the handles of `open_read`/`open_write` too, so that streams and `copy` see it.
+    * `preferred=True` settles two plugins registering one name, as for backends.
+
+    `anystore backends` lists layers beside backends. Added in 0.2.
     """

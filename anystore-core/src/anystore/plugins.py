@@ -8,6 +8,7 @@ loaded. The built-in backends register through the same hook as third-party ones
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from anystore.discovery import find_entry_points
 from anystore.exceptions import BackendNotFound, PluginError
 
 BUILTIN_PLUGIN = "builtin"
+# What a layer may be called (and what counts as a layer in `name::uri`).
+LAYER_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 # Schemes served by this project's own plugin distributions: a user who opens one of these without
 # the plugin installed is told exactly what to install.
@@ -44,8 +47,15 @@ class Registration:
     factory: str | Callable[..., Any]
     plugin: str
     preferred: bool = False
+    kind: str = "://"
+    """How the name is written in a URI: `://` after a backend's scheme, `::` after a layer's."""
     conflict: str | None = None
     """Set when two plugins claim the scheme: opening it raises this message as `PluginError`."""
+
+    @property
+    def label(self) -> str:
+        """The name as a URI writes it: `redis://` or `gzip::`."""
+        return self.scheme + self.kind
 
     def load(self) -> Callable[..., Any]:
         """Import the factory if it is a `module:attribute` string.
@@ -63,19 +73,19 @@ class Registration:
         except ImportError as error:
             if isinstance(error, ModuleNotFoundError) and error.name == module_name:
                 raise PluginError(
-                    f"{plugin_origin(self.plugin)} registered {self.scheme}:// with the factory "
+                    f"{plugin_origin(self.plugin)} registered {self.label} with the factory "
                     f"{self.factory!r}, but there is no module {module_name!r}: fix the "
                     "plugin's register() call or reinstall it."
                 ) from None
             raise BackendNotFound(
-                f"The {self.scheme}:// backend of plugin {self.plugin!r} cannot be imported "
+                f"The {self.label} of plugin {self.plugin!r} cannot be imported "
                 f"({error}). Install the plugin's missing dependency (see its README)."
             ) from error
         try:
             return getattr(module, attribute)  # type: ignore[no-any-return]
         except AttributeError:
             raise PluginError(
-                f"{plugin_origin(self.plugin)} registered {self.scheme}:// with the factory "
+                f"{plugin_origin(self.plugin)} registered {self.label} with the factory "
                 f"{self.factory!r}, but {module_name} has no attribute {attribute!r}."
             ) from None
 
@@ -88,6 +98,7 @@ class PluginInfo:
     dist: Any = None
     """The importlib-metadata Distribution; None for the built-in plugin (anystore-core)."""
     schemes: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
     error: str | None = None
     """Why the plugin could not be loaded (it then serves no scheme)."""
 
@@ -109,6 +120,7 @@ class _Registry:
         self.loaded = False
         self.manager: pluggy.PluginManager | None = None
         self.schemes: dict[str, Registration] = {}
+        self.layers: dict[str, Registration] = {}
         self.plugins: dict[str, PluginInfo] = {}
 
 
@@ -141,6 +153,22 @@ def _make_register(plugin: str, found: list[Registration]) -> hookspecs.Register
     return register
 
 
+def _make_register_layer(plugin: str, found: list[Registration]) -> hookspecs.RegisterLayer:
+    def register(name: str, factory: str | Callable[..., Any], *, preferred: bool = False) -> None:
+        if not isinstance(name, str) or not LAYER_NAME.fullmatch(name):
+            raise PluginError(
+                f"Plugin {plugin!r} registered the layer name {name!r}: use lower case letters, "
+                "digits, '-' and '_', starting with a letter"
+            )
+        if isinstance(factory, str) and ":" not in factory:
+            raise PluginError(
+                f"Plugin {plugin!r} registered factory {factory!r}: use 'package.module:Class'"
+            )
+        found.append(Registration(name, factory, plugin, preferred, kind="::"))
+
+    return register
+
+
 def _settle(found: list[Registration]) -> dict[str, Registration]:
     schemes: dict[str, Registration] = {}
     for new in found:
@@ -152,7 +180,7 @@ def _settle(found: list[Registration]) -> dict[str, Registration]:
         else:
             # Only this scheme is unusable: every other plugin's schemes keep working.
             old.conflict = (
-                f"Plugins {old.plugin!r} and {new.plugin!r} both serve {new.scheme}://. Uninstall "
+                f"Plugins {old.plugin!r} and {new.plugin!r} both serve {new.label}. Uninstall "
                 f"one, disable one with ANYSTORE_DISABLE_PLUGINS={new.plugin}, or register one "
                 "with preferred=True."
             )
@@ -226,22 +254,35 @@ def load_plugins(disabled: set[str] | None = None) -> None:
                 _broken(info, _unknown_hook_message(unknown))
                 continue
             manager.register(module, name=entry_point.name)
-        found: list[Registration] = []
-        for impl in manager.hook.anystore_register_backends.get_hookimpls():
-            mine: list[Registration] = []
-            try:
-                impl.function(register=_make_register(impl.plugin_name, mine))
-            except Exception as error:
-                _broken(
-                    plugins[impl.plugin_name], f"its anystore_register_backends failed: {error}"
-                )
-                continue
-            found.extend(mine)
-        schemes = _settle(found)
+        backends = _call_hook(manager, "anystore_register_backends", _make_register, plugins)
+        layers = _call_hook(manager, "anystore_register_layers", _make_register_layer, plugins)
+        schemes, named_layers = _settle(backends), _settle(layers)
         for registration in schemes.values():
             plugins[registration.plugin].schemes.append(registration.scheme)
-        _registry.manager, _registry.schemes = manager, schemes
+        for registration in named_layers.values():
+            plugins[registration.plugin].layers.append(registration.scheme)
+        _registry.manager, _registry.schemes, _registry.layers = manager, schemes, named_layers
         _registry.loaded = True
+
+
+def _call_hook(
+    manager: pluggy.PluginManager,
+    hook: str,
+    make_register: Callable[[str, list[Registration]], Any],
+    plugins: dict[str, PluginInfo],
+) -> list[Registration]:
+    """Call `hook` of every plugin with its own `register`; a plugin whose hook fails is left
+    out (all it registered through that hook), with a warning."""
+    found: list[Registration] = []
+    for impl in getattr(manager.hook, hook).get_hookimpls():
+        mine: list[Registration] = []
+        try:
+            impl.function(register=make_register(impl.plugin_name, mine))
+        except Exception as error:
+            _broken(plugins[impl.plugin_name], f"its {hook} failed: {error}")
+            continue
+        found.extend(mine)
+    return found
 
 
 def _unknown_hook_message(unknown: list[str]) -> str:
@@ -261,6 +302,7 @@ def reset_plugins() -> None:
         _registry.loaded = False
         _registry.manager = None
         _registry.schemes = {}
+        _registry.layers = {}
         _registry.plugins = {}
 
 
@@ -295,6 +337,34 @@ def find_backend(uri: str) -> Registration:
     broken = [info for info in _registry.plugins.values() if info.error]
     note = "".join(f"; {_describe(info)} failed to load: {info.error}" for info in broken)
     raise BackendNotFound(f"No backend serves {scheme}:// (installed schemes: {served}){note}")
+
+
+def split_layers(uri: str) -> tuple[list[str], str]:
+    """Split `gzip::readonly::redis://x` into (["gzip", "readonly"], "redis://x").
+
+    Only a chain of valid layer names counts, so a local path that merely contains `::` stays a
+    path."""
+    if "::" not in uri:
+        return [], uri
+    names = []
+    rest = uri
+    while True:
+        head, sep, tail = rest.partition("::")
+        if not sep or not LAYER_NAME.fullmatch(head):
+            break
+        names.append(head)
+        rest = tail
+    return names, rest
+
+
+def find_layer(name: str) -> Registration:
+    """Return the registration of layer `name`, or raise `BackendNotFound` naming the installed
+    layers."""
+    registration = _registry.layers.get(name)
+    if registration is not None:
+        return registration
+    known = ", ".join(f"{n}::" for n in sorted(_registry.layers)) or "none"
+    raise BackendNotFound(f"No layer named {name}:: is installed (installed layers: {known})")
 
 
 def _fsspec_knows(protocol: str) -> bool:

@@ -17,7 +17,7 @@ from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
 
 from anystore.backend import Backend
-from anystore.exceptions import DoesNotExist, InvalidOption, mask_uri
+from anystore.exceptions import DoesNotExist, InvalidOption, ReadOnly, mask_uri
 from anystore.io import CHUNK_SIZE, TextWriteHandle, iter_lines
 from anystore.keys import (
     compile_glob,
@@ -35,6 +35,7 @@ from anystore.serialization import decode, encode
 if TYPE_CHECKING:
     from anystore.copying import CopyReport
     from anystore.locking import Lock
+    from anystore.plugins import Registration
     from anystore.stats import Stats
 
 # put_many and get_many hand the backend batches of this many keys, so that any iterable can be
@@ -87,6 +88,13 @@ class Store:
         if raise_on_nonexist:
             raise DoesNotExist(f"Key {key!r} does not exist in {self.uri}")
         return None
+
+    def _writable(self) -> None:
+        if self.backend.read_only:
+            raise ReadOnly(
+                f"{self.uri} is read-only: it refuses put, delete, pop, open for writing, locks "
+                "and cleanup. Open a writable store to change it."
+            )
 
     def _ttl(self, ttl: float | None) -> float | None:
         if ttl is None:
@@ -143,6 +151,7 @@ class Store:
             )
             if not keep:
                 return
+        self._writable()
         data = self._encode(value, serialization_mode, serialization_func)
         self.backend.write(key, data, self._ttl(ttl))
 
@@ -180,6 +189,7 @@ class Store:
         Raises like `get`.
         """
         key = self._key(key)
+        self._writable()
         if self.backend.atomic_pop:
             data = self.backend.pop(key)
         else:
@@ -191,7 +201,9 @@ class Store:
 
     def delete(self, key: str) -> None:
         """Delete `key`; deleting a missing key does nothing. Raises `InvalidKey`."""
-        self.backend.delete(self._key(key))
+        key = self._key(key)
+        self._writable()
+        self.backend.delete(key)
 
     def exists(self, key: str) -> bool:
         """Tell whether `key` holds a live value. Raises `InvalidKey`."""
@@ -260,7 +272,9 @@ class Store:
         """
         from anystore.locking import Lock
 
-        return Lock(self, self._key(key), ttl=ttl, timeout=timeout)
+        key = self._key(key)
+        self._writable()
+        return Lock(self, key, ttl=ttl, timeout=timeout)
 
     def cleanup(self, older_than: float = 3600.0) -> int:
         """Remove what crashed writers left behind more than `older_than` seconds ago.
@@ -275,6 +289,7 @@ class Store:
             or not older_than >= 0
         ):
             raise InvalidOption(f"older_than must be a number of seconds >= 0, not {older_than!r}")
+        self._writable()
         return self.backend.cleanup(float(older_than))
 
     # -- streams -----------------------------------------------------------------------------
@@ -324,6 +339,7 @@ class Store:
                 return self._missing(key, raise_on_nonexist)
             return handle if mode == "rb" else io.TextIOWrapper(handle, encoding="utf-8")
         if mode in ("wb", "w"):
+            self._writable()
             writer = self.backend.open_write(key, self._ttl(ttl))
             return writer if mode == "wb" else TextWriteHandle(writer, encoding="utf-8")
         raise InvalidOption(f"Unsupported open() mode {mode!r}: use 'rb', 'r', 'wb' or 'w'")
@@ -394,6 +410,7 @@ class Store:
             self.options.store_none_values if store_none_values is None else store_none_values
         )
         expiry = self._ttl(ttl)
+        self._writable()
         while batch := list(islice(pairs, BATCH_SIZE)):
             encoded = [
                 (self._key(key), self._encode(value, serialization_mode, serialization_func))
@@ -436,6 +453,7 @@ class Store:
         """Delete every key; missing keys are ignored. Raises `InvalidKey` before deleting any
         key of a batch that holds an invalid one."""
         remaining = iter(keys)
+        self._writable()
         while batch := [self._key(key) for key in islice(remaining, BATCH_SIZE)]:
             self.backend.delete_many(batch)
 
@@ -446,13 +464,14 @@ STORE_OPTION_ALIASES = {"ttl": "default_ttl"}
 def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Store:
     """Open a store on `uri` (default: `ANYSTORE_URI`, else the local folder `.anystore`).
 
+    `uri` may start with layers, outermost first: `readonly::gzip::s3://bucket/x`.
     Keyword options are Store options (`serialization_mode`, `raise_on_nonexist`, `ttl`/
     `default_ttl`, `store_none_values`, `model`, `serialization_func`, `deserialization_func`)
     or else passed to the backend. Raises `BackendNotFound` for an unserved scheme (naming what to
-    install), `PluginError` for a broken plugin or factory, `InvalidOption` for a bad option.
+    install) or an unknown layer (naming the installed ones), `PluginError` for a broken plugin or
+    factory, `InvalidOption` for a bad option.
     """
-    from anystore.exceptions import PluginError
-    from anystore.plugins import find_backend, load_plugins, plugin_origin
+    from anystore.plugins import find_backend, find_layer, load_plugins, split_layers
 
     env_uri, env_options, disabled = environment_options()
     load_plugins(disabled)
@@ -470,7 +489,15 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
         else:
             backend_options[name] = value
     store_options = env_options.updated(**store_options)  # type: ignore[assignment]
-    registration = find_backend(uri)
+    names, inner_uri = split_layers(uri)
+    layers = [find_layer(name) for name in names]  # an unknown name fails before connecting
+    backend = _open_backend(find_backend(inner_uri), inner_uri, backend_options)
+    for layer in reversed(layers):  # the innermost layer wraps the backend first
+        backend = _checked(layer, layer.load()(backend))
+    return Store(backend, uri, store_options)  # type: ignore[arg-type]
+
+
+def _open_backend(registration: Registration, uri: str, backend_options: dict[str, Any]) -> Backend:
     factory = registration.load()
     try:
         # Check the options against the factory's signature first: a TypeError raised inside
@@ -478,10 +505,17 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
         inspect.signature(factory).bind(uri, **backend_options)
     except TypeError as error:
         raise InvalidOption(f"Bad option for the backend of {mask_uri(uri)}: {error}") from None
-    backend = factory(uri, **backend_options)
+    return _checked(registration, factory(uri, **backend_options))
+
+
+def _checked(registration: Registration, backend: Any) -> Backend:
+    """`backend`, if the plugin's factory really made a Backend; else a `PluginError`."""
     if not isinstance(backend, Backend):
+        from anystore.exceptions import PluginError
+        from anystore.plugins import plugin_origin
+
         raise PluginError(
-            f"{plugin_origin(registration.plugin)} serves {registration.scheme}:// with a factory "
+            f"{plugin_origin(registration.plugin)} serves {registration.label} with a factory "
             f"that returned {type(backend).__name__}, not an anystore.backend.Backend."
         )
-    return Store(backend, uri, store_options)  # type: ignore[arg-type]
+    return backend

@@ -1,0 +1,1 @@
+"""The layers that ship with anystore-core: `readonly::` and `gzip::` (see `anystore.layer`)."""
