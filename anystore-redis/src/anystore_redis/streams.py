@@ -1,20 +1,86 @@
 """Streaming a Redis string in chunks: APPEND to a temp key when writing, GETRANGE when reading.
 
-Neither side ever holds more than one chunk (CHUNK_SIZE) of the value in memory.
+Neither side holds more than one chunk (CHUNK_SIZE) of the value in memory.
+
+* A read handle opens on the value's size and version token and checks both before every range
+  (one Lua call each: `scripts.RANGE`): it returns the version it opened on, whole, or raises
+  `ConcurrentModification` on the next read once that version was overwritten, deleted or expired.
+* A write APPENDs to a temp key `<folder>/.~anystore-tmp~<hex>` and renews its expiry (the lease,
+  TEMP_KEY_TTL_MS) in the same MULTI, so `lease - PTTL` is the time since the writer's last chunk:
+  `cleanup` removes temp keys idle longer than its threshold, never a livelier write. Close
+  RENAMEs the temp key over the value (`scripts.COMMIT`) if it still holds every byte written.
 """
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING, Any
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
 
-from anystore.io import CHUNK_SIZE
+import redis
+
+from anystore.exceptions import ConcurrentModification
+from anystore.io import CHUNK_SIZE, WriteHandle, open_ranged
+from anystore.keys import RESERVED_PREFIX
 
 if TYPE_CHECKING:
     from anystore_redis.backend import RedisBackend
 
-# A streaming write's temp key expires on its own if its writer dies before closing it.
+META_PREFIX = RESERVED_PREFIX + "-meta~"
+TEMP_PREFIX = RESERVED_PREFIX + "-tmp~"
+# A streaming write's temp key expires on its own this long after its writer's last chunk.
 TEMP_KEY_TTL_MS = 24 * 3600 * 1000
+SCAN_COUNT = 1000
+# Temp keys per cleanup script call: bounded so that one call never blocks the server long.
+CLEANUP_BATCH = 200
+
+
+def meta_key(full: str) -> str:
+    """The metadata hash (timestamps, version token) that goes with the value at `full`."""
+    head, sep, name = full.rpartition("/")
+    return f"{head}{sep}{META_PREFIX}{name}"
+
+
+def new_version() -> bytes:
+    """A fresh version token: random, so a key deleted and rewritten never repeats one."""
+    return os.urandom(8)
+
+
+def escape_glob(text: str) -> str:
+    """Make `text` match itself literally in a Redis MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def open_reader(backend: RedisBackend, full: str) -> IO[bytes] | None:
+    """A seekable handle on the current version of `full`, or None if it is missing.
+
+    Raises `ConcurrentModification` from a read once that version is gone.
+    """
+    keys = [full, meta_key(full)]
+    opened = backend._call(lambda: backend._open(keys=keys))
+    if opened is None:
+        return None
+    size, version = int(opened[0]), opened[1]
+
+    def read_range(start: int, length: int) -> bytes:
+        args = [start, start + length - 1, size, version]
+        data: bytes | None = backend._call(lambda: backend._range(keys=keys, args=args))
+        if data is None:
+            raise ConcurrentModification(
+                f"The value at {full!r} in {backend.masked_uri} was overwritten, deleted or "
+                "expired while this handle read it; open it again to read the current version"
+            )
+        return data
+
+    return open_ranged(size, read_range)
+
+
+# -- writing ---------------------------------------------------------------------------------
 
 
 class AppendWriter:
@@ -27,46 +93,107 @@ class AppendWriter:
         self.written = 0
 
     def write(self, data: Any) -> int:
-        self.buffer += data
-        if len(self.buffer) >= CHUNK_SIZE:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        if self.buffer:  # top up the pending chunk first
+            room = CHUNK_SIZE - len(self.buffer)
+            self.buffer += view[:room]
+            view = view[room:]
+            if len(self.buffer) < CHUNK_SIZE:
+                return size
             self.flush()
-        return len(data)
+        # Whole chunks go out straight from the caller's buffer, without a copy.
+        while len(view) >= CHUNK_SIZE:
+            self._append(view[:CHUNK_SIZE])
+            view = view[CHUNK_SIZE:]
+        if len(view):
+            self.buffer += view
+        return size
 
     def flush(self) -> None:
-        if not self.buffer:
-            return
-        chunk = bytes(self.buffer)
-        self.buffer.clear()
-        first = self.written == 0
+        if self.buffer:
+            chunk = bytes(self.buffer)
+            self.buffer.clear()
+            self._append(chunk)
 
-        def run() -> None:
-            pipe = self.backend.client.pipeline(transaction=False)
+    def _append(self, chunk: bytes | memoryview) -> None:
+        expected = self.written + len(chunk)
+
+        def run() -> int:
+            pipe = self.backend.client.pipeline(transaction=True)
             pipe.append(self.temp, chunk)
-            if first:
-                pipe.pexpire(self.temp, TEMP_KEY_TTL_MS)
-            pipe.execute()
+            pipe.pexpire(self.temp, TEMP_KEY_TTL_MS)  # renew the lease
+            return int(pipe.execute()[0])
 
-        self.backend._call(run)
-        self.written += len(chunk)
+        if self.backend._call(run) != expected:
+            # The temp key was removed (cleanup, expiry) and APPEND began a new one: drop it.
+            self.backend._call(lambda: self.backend.client.delete(self.temp))
+            raise self._lost()
+        self.written = expected
+
+    def _lost(self) -> ConcurrentModification:
+        return ConcurrentModification(
+            f"The temp key of this streaming write to {self.backend.masked_uri} was removed before "
+            "it was closed (Store.cleanup() with a threshold below the write's idle time, or its "
+            f"{TEMP_KEY_TTL_MS // 3_600_000} h expiry); nothing was published: write it again"
+        )
 
 
-class RangeReader(io.RawIOBase):
-    """Reads a Redis string with GETRANGE, one chunk at a time."""
+def open_writer(backend: RedisBackend, full: str, ttl: float | None) -> WriteHandle:
+    """A write handle whose bytes replace the value at `full` when it is closed cleanly."""
+    head, sep, _ = full.rpartition("/")
+    temp = f"{head}{sep}{TEMP_PREFIX}{uuid.uuid4().hex}"
+    writer = AppendWriter(backend, temp)
 
-    def __init__(self, backend: RedisBackend, full: str) -> None:
-        self.backend = backend
-        self.full = full
-        self.position = 0
+    def commit(_: Any) -> None:
+        writer.flush()
+        keys = [temp, full, meta_key(full)]
+        args = [writer.written, int(ttl * 1000) if ttl else 0, time.time(), new_version()]
+        if not backend._call(lambda: backend._commit(keys=keys, args=args)):
+            raise writer._lost()
 
-    def readable(self) -> bool:
-        return True
+    def abort(_: Any) -> None:
+        writer.buffer.clear()
+        try:
+            backend.client.delete(temp)
+        except redis.RedisError:  # the temp key expires, or cleanup() removes it
+            pass
 
-    def readinto(self, buffer: Any) -> int:
-        size = len(buffer)
-        if size == 0:
-            return 0
-        start, end = self.position, self.position + size - 1
-        data = self.backend._call(lambda: self.backend.client.getrange(self.full, start, end))
-        buffer[: len(data)] = data
-        self.position += len(data)
-        return len(data)
+    return WriteHandle(writer, commit, abort)  # type: ignore[arg-type]
+
+
+# -- crash leftovers -------------------------------------------------------------------------
+
+
+def temp_keys(backend: RedisBackend) -> Iterator[str]:
+    """Every streaming-write temp key below the store's prefix."""
+    pattern = escape_glob(backend._prefix) + "*" + escape_glob(TEMP_PREFIX) + "*"
+    cursor = 0
+    while True:
+        cursor, names = backend._call(
+            lambda c=cursor: backend.client.scan(c, match=pattern, count=SCAN_COUNT)
+        )
+        for raw in names:
+            name = raw.decode("utf-8", "surrogateescape")
+            if name.rpartition("/")[2].startswith(TEMP_PREFIX):
+                yield name
+        if cursor == 0:
+            return
+
+
+def cleanup(backend: RedisBackend, older_than: float) -> int:
+    """Remove temp keys whose writer wrote nothing for `older_than` seconds; return the count."""
+    args = [TEMP_KEY_TTL_MS, int(older_than * 1000)]
+
+    def sweep(names: list[str]) -> int:
+        return int(backend._call(lambda: backend._cleanup(keys=names, args=args)))
+
+    removed, batch = 0, []
+    for name in temp_keys(backend):
+        batch.append(name)
+        if len(batch) == CLEANUP_BATCH:
+            removed += sweep(batch)
+            batch = []
+    if batch:
+        removed += sweep(batch)
+    return removed
