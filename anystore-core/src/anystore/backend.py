@@ -11,10 +11,15 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import IO, ClassVar
 
 from anystore.io import WriteHandle, spooled_write_handle
+
+
+def utc(timestamp: float) -> datetime:
+    """A timezone-aware UTC datetime from seconds since the epoch (what `BackendStat` holds)."""
+    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,9 @@ class Backend:
 
     * Keys are normalised and relative to the store's root; map them onto the medium yourself
       (a folder, a Redis prefix, a table and prefix) and never touch anything outside the root.
-    * `write(..., ttl=)` must make the key invisible to every read and listing once `ttl` seconds
-      have passed. A backend that cannot honour TTLs sets `supports_ttl = False`; `Store` then
-      refuses TTLs with a clear error instead of ignoring them.
+    * A backend whose medium expires keys itself sets `supports_ttl = True`; its `write(...,
+      ttl=)` must then make the key invisible to every read and listing once `ttl` seconds have
+      passed. Otherwise `Store` emulates TTLs (`anystore.expiry`) and `write` never gets one.
     * A missing key is `None` from `read`/`stat`/`pop`/`open_read`, never an exception.
     * Map client errors to `anystore.exceptions` (`BackendUnavailable`, `ReadOnly`, ...).
     """
@@ -81,10 +86,11 @@ class Backend:
         raise NotImplementedError
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        """Yield, lazily, every live key equal to `prefix` or below it (whole segments).
+        """Yield, lazily, the live keys that start with the string `prefix` ("" for all).
 
-        `prefix` is "" for everything. Order is unspecified. Never yield reserved names
-        (segments starting with `.~anystore`).
+        Order is unspecified. Yielding more is fine: `Store` keeps only `prefix` itself and the
+        keys below it (whole segments) and hides reserved `.~anystore` names, so a medium that
+        can only match string prefixes (`LIKE 'a%'`, `SCAN a*`) needs no filtering of its own.
         """
         raise NotImplementedError
 

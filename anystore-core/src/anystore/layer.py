@@ -34,7 +34,8 @@ class Layer(Backend):
     """Forwards every Backend call to `inner`; subclass it and override what the layer changes."""
 
     def __init__(self, inner: Backend) -> None:
-        super().__init__(inner.uri)
+        # A minimal backend may skip Backend.__init__ and have no `uri` of its own.
+        super().__init__(getattr(inner, "uri", ""))
         self.inner = inner
         for name in CAPABILITIES:
             setattr(self, name, getattr(inner, name))

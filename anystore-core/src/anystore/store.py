@@ -20,8 +20,10 @@ from anystore.backend import Backend
 from anystore.exceptions import DoesNotExist, InvalidOption, ReadOnly, mask_uri
 from anystore.io import CHUNK_SIZE, TextWriteHandle, iter_lines
 from anystore.keys import (
+    RESERVED_PREFIX,
     compile_glob,
     glob_literal_prefix,
+    is_reserved,
     is_under,
     join,
     limited_key,
@@ -55,6 +57,10 @@ class Store:
     """
 
     def __init__(self, backend: Backend, uri: str, options: StoreOptions | None = None) -> None:
+        if not backend.supports_ttl:
+            from anystore.expiry import EmulatedExpiry
+
+            backend = EmulatedExpiry(backend)
         self.backend = backend
         self.uri = mask_uri(uri)
         self.options = options or StoreOptions()
@@ -102,11 +108,6 @@ class Store:
             if ttl is None:
                 return None
         check_ttl(ttl)
-        if not self.backend.supports_ttl:
-            raise InvalidOption(
-                f"The {type(self.backend).__name__} backend of {self.uri} cannot expire keys; "
-                "put without ttl (and without ANYSTORE_DEFAULT_TTL)."
-            )
         return ttl
 
     def _encode(self, value: Any, mode: str | None, func: Callable[[Any], Any] | None) -> bytes:
@@ -362,11 +363,16 @@ class Store:
         pattern = compile_glob(glob) if glob else None
         start = join(base, glob_literal_prefix(glob)) if glob else base
 
-        if not excluded and pattern is None:
-            return self.backend.list_keys(start)
+        below = start + "/"
 
         def keys() -> Iterator[str]:
+            # A backend may yield any key that starts with the string `start`, and its own
+            # bookkeeping too: the whole-segment rule and reserved names are enforced here, once.
             for key in self.backend.list_keys(start):
+                if start and key != start and not key.startswith(below):
+                    continue
+                if RESERVED_PREFIX in key and is_reserved(key):
+                    continue
                 if excluded and is_under(key, excluded):
                     continue
                 if pattern is not None and not pattern.match(relative_to(key, base)):
