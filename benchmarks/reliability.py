@@ -36,9 +36,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from faults.runs import NETWORK_ONLY, RUNS, Plan
+from faults.runs import RUNS, SKIP, Plan
 from faults.servers import install_cleanup, kill_all
-from faults.targets import ALL, Target, make_target
+from faults.targets import ALL, Target, make_target, other_settings
 
 CONNECT_TIMEOUT = 2.0
 OPERATION_TIMEOUT = 3.0
@@ -216,7 +216,7 @@ def report_restart(results: dict[str, Any], plan: Plan) -> None:
         acked = result["acked"]
         # Calls that started before the kill and failed with it count with the outage.
         outage: Counter[str] = Counter()
-        for phase in ("before", "outage", "no bucket"):
+        for phase in ("before", "outage", "restarting", "no bucket"):
             outage.update(errors.get(phase, {}))
         slowest = max(result["slowest"].get(p, 0.0) for p in ("before", "outage", "no bucket"))
         lost_text = ", ".join(f"{phase} {lost.get(phase, 0)}/{acked[phase]}" for phase in acked)
@@ -249,8 +249,11 @@ def report_restart(results: dict[str, Any], plan: Plan) -> None:
         rows,
     )
     print(
-        "  Redis runs with --save '' --appendonly no and moto keeps everything in memory: their\n"
-        "  writes acknowledged before the kill are lost by configuration. 'no bucket' (S3): moto\n"
+        "  Errors during outage: calls in flight at the kill, while the server was down and\n"
+        "  while it started again. Recovered after: seconds from the restarted server answering\n"
+        "  (S3: from the bucket created again) to the store's first successful call. Redis runs\n"
+        "  with --save '' --appendonly no and moto keeps everything in memory: their writes\n"
+        "  acknowledged before the kill are lost by configuration. 'no bucket' (S3): moto\n"
         "  restarted without the bucket for 1 s, then the bucket was created again."
     )
     for name, result in results.items():
@@ -271,9 +274,9 @@ def report_stall(results: dict[str, Any], plan: Plan) -> None:
         cells.append(seconds(result["recovered"]) if result["recovered"] is not None else "NEVER")
         rows.append(cells)
     print_table(
-        f"(c) server SIGSTOPped (SIGCONT after {plan.stall_cap:.0f} s at most): time until the "
-        "call gave up",
-        ["backend", "timeout options passed", "get", "put", "ok again after SIGCONT (s)"],
+        f"(c) server SIGSTOPped (SIGCONT after {plan.stall_cap:.0f} s at most; SQLite: another "
+        "connection holds BEGIN EXCLUSIVE): seconds until the call gave up, and how",
+        ["backend", "timeout options passed", "get", "put", "ok again after SIGCONT/unlock (s)"],
         rows,
     )
 
@@ -376,12 +379,20 @@ def main() -> None:
     try:
         targets, failed = start_targets(names, base)
         print(f"backends: {', '.join(targets)}; temporary folder {base}")
+        print(
+            f"timeout options asked for the restart and stall runs: connect {CONNECT_TIMEOUT:g} s,"
+            f" operation {OPERATION_TIMEOUT:g} s; passed as:"
+        )
+        for name, target in targets.items():
+            if target.server is not None or name == "sqlite":
+                used = ", ".join(f"{k}={v}" for k, v in target.timeouts.items()) or "(none)"
+                print(f"  {name}: {used}; left at defaults: {other_settings(name) or '-'}")
         for name, reason in failed.items():
             print(f"  {name}: could not start, skipped: {reason}")
         for run in args.runs.split(","):
             results: dict[str, Any] = {}
             for name, target in targets.items():
-                if run in NETWORK_ONLY and target.server is None:
+                if name in SKIP.get(run, ()):
                     continue
                 try:
                     results[name] = RUNS[run](target, plan, base)
@@ -393,6 +404,9 @@ def main() -> None:
                 REPORTS[run](results, plan)
                 sys.stdout.flush()
         print(f"\ntotal {time.monotonic() - began:.0f} s")
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the private servers and workers", file=sys.stderr)
+        raise SystemExit(130) from None
     finally:
         kill_all()
         shutil.rmtree(base, ignore_errors=True)

@@ -23,7 +23,7 @@ from typing import Any
 from anystore.exceptions import ConcurrentModification, DoesNotExist
 from faults.servers import MotoServer, reap, spawn
 from faults.targets import Target, open_store
-from faults.values import Torn, encode, verify
+from faults.values import Torn, encode, one_line, verify
 from faults.worker import CHUNK
 
 HERE = Path(__file__).resolve().parent.parent
@@ -45,6 +45,7 @@ class Plan:
     outage: float
     stall_cap: float
     hammer_seconds: float
+    operation_timeout: float = 3.0
     processes: int = 4
     threads: int = 8
     hammer_keys: int = 48
@@ -128,7 +129,7 @@ def check_writer(
             data = store.get(key, raise_on_nonexist=False)
         except Exception as error:
             figures[f"read error {kind(error)}"] += 1
-            problems.append(f"get({key!r}) after the kill: {kind(error)}: {error}")
+            problems.append(f"get({key!r}) after the kill: {kind(error)}: {one_line(error)}")
             continue
         figures["keys checked"] += 1
         if data is None:
@@ -284,7 +285,7 @@ def streamed_reads(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
             except Exception as error:
                 figures[f"error {kind(error)}"] += 1
                 if len(problems) < 5:
-                    problems.append(f"read {key}: {kind(error)}: {error}")
+                    problems.append(f"read {key}: {kind(error)}: {one_line(error)}")
                 continue
             try:
                 verify(key, data)
@@ -353,7 +354,7 @@ class Client:
             except Exception as error:
                 name = kind(error)
                 self.errors.setdefault(phase, Counter())[name] += 1
-                self.samples.setdefault(f"{phase}:{name}", str(error).splitlines()[0][:160])
+                self.samples.setdefault(f"{phase}:{name}", one_line(error))
                 time.sleep(0.02)  # a refused connection fails at once: do not spin
             else:
                 self.ok[phase] += 1
@@ -407,6 +408,7 @@ def restarted_server(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
         server.make_bucket()
         server.create_bucket = True
     else:
+        client.phase = "restarting"
         server.start()
     restarted = time.monotonic()
     client.phase = "after"
@@ -433,55 +435,93 @@ def restarted_server(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
 # -- (c) stalled server ---------------------------------------------------------------------------
 
 
+def race_calls(calls: dict[str, Callable[[], Any]], cap: float) -> dict[str, Any]:
+    """Start every call at once; (seconds, outcome) of each, or no answer within `cap`."""
+    started = time.monotonic()
+    threads = {}
+    for name, call in calls.items():
+        record: list[Any] = []
+
+        def run(call: Callable[[], Any] = call, record: list[Any] = record) -> None:
+            try:
+                call()
+                record.append(("returned", time.monotonic()))
+            except BaseException as error:
+                record.append((kind(error), time.monotonic()))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads[name] = (thread, record)
+    outcomes: dict[str, Any] = {}
+    for name, (thread, record) in threads.items():
+        thread.join(max(0.0, started + cap - time.monotonic()))
+        if record:
+            outcomes[name] = (record[0][1] - started, record[0][0])
+        else:
+            outcomes[name] = (None, f"no answer after {cap:.0f} s")
+    outcomes["_threads"] = threads
+    return outcomes
+
+
+def settle(outcomes: dict[str, Any], store: Any, probe: Callable[[], Any]) -> float | None:
+    """After the stall ends: seconds until `probe` works again; let blocked calls finish."""
+    resumed = time.monotonic()
+    recovered: float | None = None
+    while time.monotonic() - resumed < 30:
+        finished, result = bounded(probe, 10)
+        if finished and not isinstance(result, BaseException):
+            recovered = time.monotonic() - resumed
+            break
+        time.sleep(0.1)
+    for name, (thread, record) in outcomes.pop("_threads").items():
+        thread.join(5)
+        if outcomes[name][0] is None:
+            late = f"{record[0][0]} after SIGCONT" if record else "still blocked 5 s after"
+            outcomes[name] = (None, f"{outcomes[name][1]} ({late})")
+    return recovered
+
+
 def stalled_server(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
     """(c) SIGSTOP the server: seconds until get and put fail, and with which error."""
+    if target.name == "sqlite":
+        return locked_sqlite(target, plan, base)
     server = target.server
     assert server is not None
     store = open_store(target.spec("stall", timeouts=True))
     store.put("s/warm", b"x" * 100)
     store.get("s/warm")
-    calls: dict[str, Callable[[], Any]] = {
-        "get": lambda: store.get("s/warm"),
-        "put": lambda: store.put("s/new", b"y" * 100),
-    }
-    outcomes: dict[str, tuple[float | None, str]] = {}
+    calls = {"get": lambda: store.get("s/warm"), "put": lambda: store.put("s/new", b"y" * 100)}
     server.pause()
     try:
-        started = time.monotonic()
-        threads = {}
-        for name, call in calls.items():
-            record: list[Any] = []
-
-            def run(call: Callable[[], Any] = call, record: list[Any] = record) -> None:
-                try:
-                    call()
-                    record.append(("returned", time.monotonic()))
-                except BaseException as error:
-                    record.append((kind(error), time.monotonic()))
-
-            thread = threading.Thread(target=run, daemon=True)
-            thread.start()
-            threads[name] = (thread, record)
-        for name, (thread, record) in threads.items():
-            thread.join(max(0.0, started + plan.stall_cap - time.monotonic()))
-            if record:
-                outcomes[name] = (record[0][1] - started, record[0][0])
-            else:
-                outcomes[name] = (None, f"no answer after {plan.stall_cap:.0f} s")
+        outcomes = race_calls(calls, plan.stall_cap)
     finally:
         server.resume()
-    resumed = time.monotonic()
-    recovered: float | None = None
-    while time.monotonic() - resumed < 30:
-        finished, result = bounded(lambda: store.get("s/warm"), 10)
-        if finished and not isinstance(result, BaseException):
-            recovered = time.monotonic() - resumed
-            break
-        time.sleep(0.1)
-    for thread, _ in threads.values():
-        thread.join(5)
+    recovered = settle(outcomes, store, lambda: store.get("s/warm"))
     store.close()
     return {"outcomes": outcomes, "recovered": recovered, "options": target.timeouts}
+
+
+def locked_sqlite(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
+    """SQLite's stall: another connection holds the write lock (BEGIN EXCLUSIVE) meanwhile."""
+    import sqlite3
+
+    spec = target.spec("stall", timeouts=True)
+    busy = {"busy_timeout": int(plan.operation_timeout * 1000)}
+    spec["options"].update(busy)
+    store = open_store(spec)
+    store.put("s/warm", b"x" * 100)
+    holder = sqlite3.connect(spec["uri"].removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        calls = {"get": lambda: store.get("s/warm"), "put": lambda: store.put("s/new", b"y")}
+        outcomes = race_calls(calls, plan.stall_cap)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    recovered = settle(outcomes, store, lambda: store.put("s/new", b"z"))
+    store.close()
+    options = {**target.timeouts, **busy, "(lock held by)": "BEGIN EXCLUSIVE"}
+    return {"outcomes": outcomes, "recovered": recovered, "options": options}
 
 
 # -- (d) hammer --------------------------------------------------------------------------------
@@ -551,7 +591,7 @@ def hammer(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
         final["get_many differs from get"] = sum(1 for n in names if many.get(n) != present.get(n))
     except Exception as error:
         final[f"check failed: {kind(error)}"] += 1
-        problems.append(f"final check: {kind(error)}: {error}")
+        problems.append(f"final check: {kind(error)}: {one_line(error)}")
     store.close()
     return {
         "ops": ops,
@@ -572,4 +612,5 @@ RUNS: dict[str, Callable[[Target, Plan, Path], dict[str, Any]]] = {
     "stall": stalled_server,
     "hammer": hammer,
 }
-NETWORK_ONLY = {"restart", "stall"}
+# Backends a run does not apply to: nothing to kill; SQLite's stall is a held lock instead.
+SKIP = {"restart": {"local", "sqlite"}, "stall": {"local"}}

@@ -104,8 +104,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def install_cleanup() -> None:
-    """Kill tracked processes at exit, and turn SIGTERM/SIGHUP into a normal exit."""
+    """Kill tracked processes at exit, and turn SIGINT/SIGTERM/SIGHUP into a normal exit."""
     atexit.register(kill_all)
+    # Ctrl-C raises KeyboardInterrupt even where SIGINT came in ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
 

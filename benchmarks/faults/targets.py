@@ -9,6 +9,7 @@ their names are not fixed yet; `timeout_options` says which ones it used.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,30 @@ def open_store(spec: dict[str, Any]) -> Store:
     return get_store(spec["uri"], serialization_mode="raw", **spec["options"])
 
 
+def settings_class(backend: str) -> Any:
+    """The pydantic settings class of a backend, or None (local, or not importable)."""
+    if backend not in SETTINGS:
+        return None
+    module, _, name = SETTINGS[backend].partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def other_settings(backend: str) -> str:
+    """The backend's retry settings, which this script leaves at their defaults."""
+    settings = settings_class(backend)
+    if settings is None:
+        return ""
+    words = ("retr", "attempt", "deadlock")
+    return ", ".join(
+        f"{option}={info.default}"
+        for option, info in settings.model_fields.items()
+        if any(word in option for word in words)
+    )
+
+
 def timeout_options(backend: str, connect: float, operation: float) -> dict[str, Any]:
     """The backend's timeout settings, set to `connect` / `operation` seconds.
 
@@ -38,12 +63,8 @@ def timeout_options(backend: str, connect: float, operation: float) -> dict[str,
     "connect" to `connect`, SQLite's busy timeout left alone, every other one to `operation`;
     in milliseconds when the name or description says so, as an int when the field is an int.
     """
-    if backend not in SETTINGS:
-        return {}
-    module, _, name = SETTINGS[backend].partition(":")
-    try:
-        settings = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
+    settings = settings_class(backend)
+    if settings is None:
         return {}
     chosen: dict[str, Any] = {}
     for option, info in settings.model_fields.items():
@@ -51,7 +72,8 @@ def timeout_options(backend: str, connect: float, operation: float) -> dict[str,
             continue
         seconds = connect if "connect" in option else operation
         text = f"{option} {info.description or ''}".lower()
-        value: float = seconds * 1000 if ("_ms" in option or "millisecond" in text) else seconds
+        in_ms = "_ms" in option or "millisecond" in text or re.search(r"\bms\b", text)
+        value: float = seconds * 1000 if in_ms else seconds
         chosen[option] = int(value) if info.annotation is int else value
     return chosen
 

@@ -15,6 +15,12 @@ from dataclasses import dataclass
 MAGIC = b"AV1"
 
 
+def one_line(error: BaseException, limit: int = 240) -> str:
+    """An exception's message on one line (its lines joined), cut to `limit` characters."""
+    text = " / ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text[:limit]
+
+
 class Torn(Exception):
     """The bytes read are not one whole value of the key asked for; the message says why."""
 

@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any
 
 from faults.targets import open_store
-from faults.values import Torn, encode, verify
+from faults.values import Torn, encode, one_line, verify
 
 CHUNK = 1 << 20
 OPS = ["put", "get", "delete", "put_many", "get_many", "iterate_keys", "pop"]
@@ -89,7 +89,7 @@ class Tally:
         name = f"{op}:{type(error).__name__}"
         with self.lock:
             self.errors[name] += 1
-            self.samples.setdefault(name, str(error).splitlines()[0][:200] if str(error) else "")
+            self.samples.setdefault(name, one_line(error))
 
     def check(self, key: str, data: bytes | None) -> None:
         if data is None:
