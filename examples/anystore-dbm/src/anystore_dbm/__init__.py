@@ -1,0 +1,1 @@
+"""anystore-dbm: an example third-party anystore backend on the stdlib `dbm` module."""
