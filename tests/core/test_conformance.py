@@ -63,3 +63,9 @@ class TestGzipLocal(StoreTests):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Store:
         return get_store(f"gzip::{tmp_path}/store")
+
+
+class TestZstdMemory(StoreTests):
+    @pytest.fixture
+    def store(self) -> Store:
+        return get_store(f"zstd::memory://{uuid.uuid4().hex}")

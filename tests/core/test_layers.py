@@ -169,3 +169,33 @@ def test_a_third_party_layer(
     out = capsys.readouterr().out
     assert "upperplug\tupperplug 1.2.3\tlayers: upper::" in out
     assert "layers: gzip::, readonly::" in out
+
+
+def test_zstd_stores_real_frames_with_their_size(plain_uri: str) -> None:
+    import zstandard
+
+    store = get_store(f"zstd::{plain_uri}")
+    plain = get_store(plain_uri)
+    text = b"zstd line\n" * 100_000
+    with store.open("big.txt", "wb") as handle:
+        handle.write(text)
+    stored = plain.get("big.txt", serialization_mode="raw")
+    assert len(stored) < len(text) // 100
+    assert zstandard.frame_content_size(stored) == len(text)
+    assert zstandard.ZstdDecompressor().decompress(stored) == text
+    assert store.info("big.txt").size == len(text)
+    with store.open("big.txt", "rb") as handle:
+        handle.seek(-10, 2)
+        assert handle.read() == text[-10:]
+        handle.seek(5)
+        assert handle.read(4) == text[5:9]
+
+
+def test_zstd_without_its_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from anystore.exceptions import NotSupported
+
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    with pytest.raises(NotSupported, match=r'pip install "anystore-core\[zstd\]"'):
+        get_store("zstd::memory://")

@@ -16,6 +16,7 @@ def anystore_register_backends(register: RegisterBackend) -> None:
 
 @hookimpl
 def anystore_register_layers(register: RegisterLayer) -> None:
-    """Register the `readonly::` and `gzip::` layers."""
+    """Register the `readonly::`, `gzip::` and `zstd::` layers (zstd needs the [zstd] extra)."""
     register("readonly", "anystore.layers.readonly:ReadOnlyLayer")
     register("gzip", "anystore.layers.gzip:GzipLayer")
+    register("zstd", "anystore.layers.zstd:ZstdLayer")

@@ -1,1 +1,4 @@
-"""The layers that ship with anystore-core: `readonly::` and `gzip::` (see `anystore.layer`)."""
+"""The layers that ship with anystore-core: `readonly::`, `gzip::` and `zstd::` (extra `[zstd]`).
+
+See `anystore.layer` for how a layer wraps a backend.
+"""
