@@ -110,7 +110,10 @@ def counts(counter: Counter[str] | dict[str, int], limit: int = 6) -> str:
 def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     """A plain-text table; columns as wide as their widest cell."""
     print(f"\n{title}")
-    cells = [header] + [[str(cell) for cell in row] for row in rows]
+    # A short row (a failed run) is padded with empty cells.
+    cells = [header] + [
+        [str(cell) for cell in row] + [""] * (len(header) - len(row)) for row in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for index, row in enumerate(cells):
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
@@ -126,7 +129,7 @@ def report_writers(results: dict[str, Any], plan: Plan) -> None:
     rows = []
     for name, result in results.items():
         if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"] + [""] * 9)
+            rows.append([name, f"run failed: {result['failed']}"])
             continue
         f = result["figures"]
         rows.append(
@@ -170,7 +173,7 @@ def report_reads(results: dict[str, Any], plan: Plan) -> None:
     rows = []
     for name, result in results.items():
         if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"] + [""] * 6)
+            rows.append([name, f"run failed: {result['failed']}"])
             continue
         f = result["figures"]
         other = Counter({k: v for k, v in f.items() if k.startswith("error ")})
@@ -183,6 +186,7 @@ def report_reads(results: dict[str, Any], plan: Plan) -> None:
                 f["ConcurrentModification"],
                 f["torn"],
                 counts(other),
+                f"{2 - f['writer errors']} of 2",
                 det["overwrite"],
                 det["delete"],
             ]
@@ -197,6 +201,7 @@ def report_reads(results: dict[str, Any], plan: Plan) -> None:
             "ConcurrentModification",
             "TORN",
             "other errors",
+            "overwriters up to the end",
             "overwrite after 1 MiB read",
             "delete after 1 MiB read",
         ],
@@ -209,7 +214,7 @@ def report_restart(results: dict[str, Any], plan: Plan) -> None:
     rows = []
     for name, result in results.items():
         if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"] + [""] * 6)
+            rows.append([name, f"run failed: {result['failed']}"])
             continue
         errors = result["errors"]
         lost = result["lost"]
@@ -265,7 +270,7 @@ def report_stall(results: dict[str, Any], plan: Plan) -> None:
     rows = []
     for name, result in results.items():
         if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"] + [""] * 3)
+            rows.append([name, f"run failed: {result['failed']}"])
             continue
         cells = [name, ", ".join(f"{k}={v}" for k, v in result["options"].items()) or "(none)"]
         for op in ("get", "put"):
@@ -285,9 +290,14 @@ def report_hammer(results: dict[str, Any], plan: Plan) -> None:
     rows = []
     for name, result in results.items():
         if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"] + [""] * 5)
+            rows.append([name, f"run failed: {result['failed']}"])
             continue
         total = sum(result["ops"].values())
+        final = result["final"]
+        if result["ran"] == 0:
+            final_text = "n/a: no hammer process ran"
+        else:
+            final_text = counts(final) if sum(final.values()) else "consistent"
         failed = sum(result["errors"].values())
         torn = sum(result["torn"].values())
         rows.append(
@@ -298,13 +308,23 @@ def report_hammer(results: dict[str, Any], plan: Plan) -> None:
                 failed,
                 torn,
                 result["hung"],
-                counts(result["final"]) if sum(result["final"].values()) else "consistent",
+                f"{result['ran']} of {plan.processes}",
+                final_text,
             ]
         )
     print_table(
         f"(d) hammer: {plan.processes} processes x {plan.threads} threads, "
         f"{plan.hammer_seconds:.0f} s, {plan.hammer_keys} shared keys",
-        ["backend", "ops ok", "ops/s", "errors", "TORN", "hung threads", "final check"],
+        [
+            "backend",
+            "ops ok",
+            "ops/s",
+            "errors",
+            "TORN",
+            "hung threads",
+            "processes ran",
+            "final check",
+        ],
         rows,
     )
     for name, result in results.items():
@@ -401,7 +421,10 @@ def main() -> None:
                 finally:
                     revive(target)
             if results:
-                REPORTS[run](results, plan)
+                try:
+                    REPORTS[run](results, plan)
+                except Exception as error:  # a bug of this script: show the raw figures
+                    print(f"\n{run}: report failed ({type(error).__name__}: {error}): {results}")
                 sys.stdout.flush()
         print(f"\ntotal {time.monotonic() - began:.0f} s")
     except KeyboardInterrupt:

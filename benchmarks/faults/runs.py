@@ -551,7 +551,7 @@ def hammer(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
     torn: Counter[str] = Counter()
     samples: dict[str, str] = {}
     problems: list[str] = []
-    hung = 0
+    hung = ran = 0
     for i, process in enumerate(processes):
         try:
             process.wait(max(1.0, started + plan.hammer_seconds + 90 - time.monotonic()))
@@ -563,6 +563,7 @@ def hammer(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
             problems.append(f"hammer process {i} wrote no result: {last_line(log)}")
             continue
         result = json.loads(results[i].read_text())
+        ran += 1
         ops.update(result["ops"])
         errors.update(result["errors"])
         torn.update(result["torn"])
@@ -599,6 +600,7 @@ def hammer(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
         "samples": samples,
         "torn": torn,
         "hung": hung,
+        "ran": ran,
         "seconds": elapsed,
         "final": final,
         "problems": problems,
