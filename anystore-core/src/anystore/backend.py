@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, ClassVar
+from typing import IO
 
 from anystore.io import WriteHandle, spooled_write_handle
 
@@ -36,6 +36,10 @@ class BackendStat:
 class Backend:
     """Base class of every backend; subclasses set `scheme`-independent behaviour only.
 
+    Capabilities (`supports_ttl`, `read_only`, `atomic_pop`, `keeps_created_at`,
+    `supports_locks`, `max_key_bytes`, `max_segment_bytes`) are attributes with class defaults:
+    a subclass declares them once, and an instance (a layer, a probe) may change its own.
+
     Contract for implementers:
 
     * Keys are normalised and relative to the store's root; map them onto the medium yourself
@@ -47,20 +51,20 @@ class Backend:
     * Map client errors to `anystore.exceptions` (`BackendUnavailable`, `ReadOnly`, ...).
     """
 
-    supports_ttl: ClassVar[bool] = True
-    read_only: ClassVar[bool] = False
+    supports_ttl: bool = True
+    read_only: bool = False
     # True where `pop` is atomic on the medium itself. Otherwise `Store.pop` serialises pops of
     # one key within the process (threads), which is all it can promise.
-    atomic_pop: ClassVar[bool] = False
+    atomic_pop: bool = False
     # True where an overwrite keeps the first write's created_at; False where the medium keeps no
     # creation time, and `stat` reports created_at equal to updated_at.
-    keeps_created_at: ClassVar[bool] = False
+    keeps_created_at: bool = False
     # True where `acquire_lock`/`release_lock` are implemented atomically (see there).
-    supports_locks: ClassVar[bool] = False
+    supports_locks: bool = False
     # Key limits of the medium, in UTF-8 bytes (None: no limit). `Store` refuses a longer key, or
     # a key with a longer segment, with `InvalidKey` before the backend is touched.
-    max_key_bytes: ClassVar[int | None] = None
-    max_segment_bytes: ClassVar[int | None] = None
+    max_key_bytes: int | None = None
+    max_segment_bytes: int | None = None
 
     def __init__(self, uri: str) -> None:
         # Subclasses take their own options as keyword arguments; an unknown one is a TypeError,

@@ -114,8 +114,8 @@ def _run(args: argparse.Namespace) -> int:
         out.flush()
     elif args.command == "get":
         handle = store.open(args.key, "rb")
-        with handle:  # type: ignore[union-attr]
-            while chunk := handle.read(1024 * 1024):  # type: ignore[union-attr]
+        with handle:
+            while chunk := handle.read(1024 * 1024):
                 out.write(chunk)
         out.flush()
     elif args.command == "delete":
@@ -125,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
         print("true" if found else "false")
         return 0 if found else EXIT_MISSING
     elif args.command == "info":
-        print(store.info(args.key).model_dump_json())  # type: ignore[union-attr]
+        print(store.info(args.key).model_dump_json())
     elif args.command == "cleanup":
         removed = store.cleanup(older_than=args.older_than)
         print(f"{removed} orphan{'s' if removed != 1 else ''} removed")

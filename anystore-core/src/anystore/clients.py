@@ -65,10 +65,9 @@ class Translated:
         kind: type[BaseException] | None,
         error: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         if error is None or isinstance(error, AnystoreError) or not isinstance(error, Exception):
-            return False
+            return
         replacement = self.translate(error)
-        if replacement is None:
-            return False
-        raise replacement from error
+        if replacement is not None:
+            raise replacement from error

@@ -61,7 +61,7 @@ def _copy_value(source: Store, target: Store, key: str) -> bool:
             return False
         try:
             with reader, target.open(key, "wb") as writer:
-                shutil.copyfileobj(reader, writer, CHUNK_SIZE)  # type: ignore[misc]
+                shutil.copyfileobj(reader, writer, CHUNK_SIZE)
             return True
         except ConcurrentModification:
             if attempt == ATTEMPTS - 1:

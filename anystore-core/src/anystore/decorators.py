@@ -171,15 +171,15 @@ def anycache(
                 value = cache().get(
                     key,
                     raise_on_nonexist=True,
-                    model=model,
-                    serialization_mode=serialization_mode,
+                    model=model,  # type: ignore[arg-type]
+                    serialization_mode=serialization_mode,  # type: ignore[arg-type]
                 )
             except DoesNotExist:
                 return False, None
             return True, value
 
         def remember(key: str, value: Any) -> None:
-            cache().put(key, value, ttl=ttl, serialization_mode=serialization_mode)
+            cache().put(key, value, ttl=ttl, serialization_mode=serialization_mode)  # type: ignore[arg-type]
 
         if inspect.iscoroutinefunction(function):
             async_locks: dict[str, asyncio.Lock] = {}

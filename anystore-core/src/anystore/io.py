@@ -45,7 +45,7 @@ class WriteHandle(io.BufferedIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:  # type: ignore[override]
+    def write(self, data: Any) -> int:
         if self.closed:
             raise ValueError("write to a closed anystore handle")
         return self._target.write(data)
@@ -126,7 +126,7 @@ def spooled_write_handle(publish: Callable[[IO[bytes]], None]) -> WriteHandle:
     import tempfile
 
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
-    return WriteHandle(spool, commit, abort)  # type: ignore[arg-type]
+    return WriteHandle(spool, commit, abort)
 
 
 def iter_lines(handle: IO[bytes]) -> Any:

@@ -11,11 +11,15 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from anystore.exceptions import InvalidOption
 
-SERIALIZATION_MODES = ("auto", "raw", "json", "pickle")
+SerializationMode = Literal["auto", "raw", "json", "pickle"]
+SERIALIZATION_MODES: tuple[SerializationMode, ...] = ("auto", "raw", "json", "pickle")
+# What `Store.open()` takes: binary and text, for reading and for writing.
+ReadMode = Literal["rb", "r"]
+WriteMode = Literal["wb", "w"]
 # The store get_store() opens when neither its argument nor ANYSTORE_URI names one.
 DEFAULT_URI = ".anystore"
 
@@ -24,7 +28,7 @@ DEFAULT_URI = ".anystore"
 class StoreOptions:
     """Options of one store; each can also be passed per call to the methods that use it."""
 
-    serialization_mode: str = "auto"
+    serialization_mode: SerializationMode = "auto"
     raise_on_nonexist: bool = True
     default_ttl: int | None = None
     store_none_values: bool = True

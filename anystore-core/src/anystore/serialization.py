@@ -31,7 +31,7 @@ def _pydantic_base() -> type | None:
 def _json_default(value: Any) -> Any:
     base = _pydantic_base()
     if base is not None and isinstance(value, base):
-        return value.model_dump(mode="json")
+        return value.model_dump(mode="json")  # type: ignore[attr-defined]
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=repr)
     raise TypeError(type(value).__name__)
@@ -62,7 +62,7 @@ def encode(value: Any, mode: str, func: Callable[[Any], Any] | None = None) -> b
             return bytes(value)
         base = _pydantic_base()
         if base is not None and isinstance(value, base):
-            return value.model_dump_json().encode("utf-8")
+            return value.model_dump_json().encode("utf-8")  # type: ignore[attr-defined,no-any-return]
         return to_json(value)
     if mode == "raw":
         if isinstance(value, (bytes, bytearray, memoryview)):

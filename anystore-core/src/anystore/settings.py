@@ -6,16 +6,16 @@ own classes with their own prefix (`ANYSTORE_REDIS_`, `ANYSTORE_SQL_`, ...).
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from anystore.options import DEFAULT_URI
+from anystore.options import DEFAULT_URI, SerializationMode
 
 S = TypeVar("S", bound=BaseSettings)
 
-SerializationMode = Literal["auto", "raw", "json", "pickle"]
+__all__ = ["SerializationMode", "Settings", "load_settings"]
 
 
 class Settings(BaseSettings):

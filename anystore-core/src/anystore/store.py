@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from itertools import islice
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from anystore.backend import Backend
 from anystore.exceptions import DoesNotExist, InvalidOption, ReadOnly, mask_uri
@@ -31,7 +31,16 @@ from anystore.keys import (
     normalize_prefix,
     relative_to,
 )
-from anystore.options import DEFAULT_URI, OPTION_NAMES, StoreOptions, check_ttl, environment_options
+from anystore.options import (
+    DEFAULT_URI,
+    OPTION_NAMES,
+    ReadMode,
+    SerializationMode,
+    StoreOptions,
+    WriteMode,
+    check_ttl,
+    environment_options,
+)
 from anystore.serialization import decode, encode
 
 if TYPE_CHECKING:
@@ -39,6 +48,11 @@ if TYPE_CHECKING:
     from anystore.locking import Lock
     from anystore.plugins import Registration
     from anystore.stats import Stats
+
+M = TypeVar("M")
+# `raise_on_nonexist` left at its default (None: the store's option, True unless changed) is typed
+# as raising, so that `store.info(key).size` needs no None check; pass False to get `X | None`.
+Raising = Literal[True] | None
 
 # put_many and get_many hand the backend batches of this many keys, so that any iterable can be
 # written in bounded memory while each batch still gets the backend's fast path.
@@ -89,6 +103,7 @@ class Store:
     # -- option helpers ----------------------------------------------------------------------
 
     def _missing(self, key: str, raise_on_nonexist: bool | None) -> None:
+        """Raise `DoesNotExist` for a missing key if the options say so."""
         if raise_on_nonexist is None:
             raise_on_nonexist = self.options.raise_on_nonexist
         if raise_on_nonexist:
@@ -137,7 +152,7 @@ class Store:
         value: Any,
         *,
         ttl: float | None = None,
-        serialization_mode: str | None = None,
+        serialization_mode: SerializationMode | None = None,
         serialization_func: Callable[[Any], Any] | None = None,
         store_none_values: bool | None = None,
     ) -> None:
@@ -156,12 +171,45 @@ class Store:
         data = self._encode(value, serialization_mode, serialization_func)
         self.backend.write(key, data, self._ttl(ttl))
 
+    @overload
+    def get(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: Raising = None,
+        serialization_mode: SerializationMode | None = None,
+        model: type[M],
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> M: ...
+
+    @overload
+    def get(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool,
+        serialization_mode: SerializationMode | None = None,
+        model: type[M],
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> M | None: ...
+
+    @overload
     def get(
         self,
         key: str,
         *,
         raise_on_nonexist: bool | None = None,
-        serialization_mode: str | None = None,
+        serialization_mode: SerializationMode | None = None,
+        model: None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> Any: ...
+
+    def get(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool | None = None,
+        serialization_mode: SerializationMode | None = None,
         model: type | None = None,
         deserialization_func: Callable[[bytes], Any] | None = None,
     ) -> Any:
@@ -173,15 +221,49 @@ class Store:
         key = self._key(key)
         data = self.backend.read(key)
         if data is None:
-            return self._missing(key, raise_on_nonexist)
+            self._missing(key, raise_on_nonexist)
+            return None
         return self._decode(data, serialization_mode, model, deserialization_func)
+
+    @overload
+    def pop(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: Raising = None,
+        serialization_mode: SerializationMode | None = None,
+        model: type[M],
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> M: ...
+
+    @overload
+    def pop(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool,
+        serialization_mode: SerializationMode | None = None,
+        model: type[M],
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> M | None: ...
+
+    @overload
+    def pop(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool | None = None,
+        serialization_mode: SerializationMode | None = None,
+        model: None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> Any: ...
 
     def pop(
         self,
         key: str,
         *,
         raise_on_nonexist: bool | None = None,
-        serialization_mode: str | None = None,
+        serialization_mode: SerializationMode | None = None,
         model: type | None = None,
         deserialization_func: Callable[[bytes], Any] | None = None,
     ) -> Any:
@@ -197,7 +279,8 @@ class Store:
             with _POP_LOCKS[hash((self.uri, key)) % len(_POP_LOCKS)]:
                 data = self.backend.pop(key)
         if data is None:
-            return self._missing(key, raise_on_nonexist)
+            self._missing(key, raise_on_nonexist)
+            return None
         return self._decode(data, serialization_mode, model, deserialization_func)
 
     def delete(self, key: str) -> None:
@@ -210,6 +293,12 @@ class Store:
         """Tell whether `key` holds a live value. Raises `InvalidKey`."""
         return self.backend.exists(self._key(key))
 
+    @overload
+    def info(self, key: str, *, raise_on_nonexist: Raising = None) -> Stats: ...
+
+    @overload
+    def info(self, key: str, *, raise_on_nonexist: bool) -> Stats | None: ...
+
     def info(self, key: str, *, raise_on_nonexist: bool | None = None) -> Stats | None:
         """Return `Stats` (size, times, mimetype, uri) for `key`. Raises like `get`."""
         import mimetypes
@@ -219,7 +308,8 @@ class Store:
         key = self._key(key)
         stat = self.backend.stat(key)
         if stat is None:
-            return self._missing(key, raise_on_nonexist)
+            self._missing(key, raise_on_nonexist)
+            return None
         mimetype = stat.mimetype or mimetypes.guess_type(key)[0] or "application/octet-stream"
         return Stats(
             key=key,
@@ -237,6 +327,16 @@ class Store:
         now = datetime.now(timezone.utc)
         self.put(key, now, ttl=ttl, serialization_mode="json")
         return now
+
+    @overload
+    def checksum(
+        self, key: str, algorithm: str = "sha256", *, raise_on_nonexist: Raising = None
+    ) -> str: ...
+
+    @overload
+    def checksum(
+        self, key: str, algorithm: str = "sha256", *, raise_on_nonexist: bool
+    ) -> str | None: ...
 
     def checksum(
         self, key: str, algorithm: str = "sha256", *, raise_on_nonexist: bool | None = None
@@ -300,7 +400,7 @@ class Store:
         key: str,
         *,
         raise_on_nonexist: bool | None = None,
-        serialization_mode: str | None = None,
+        serialization_mode: SerializationMode | None = None,
         model: type | None = None,
         deserialization_func: Callable[[bytes], Any] | None = None,
     ) -> Iterator[Any]:
@@ -318,6 +418,56 @@ class Store:
                     yield self._decode(line, serialization_mode, model, deserialization_func)
 
         return lines()
+
+    @overload
+    def open(
+        self,
+        key: str,
+        mode: Literal["rb", "wb"] = "rb",
+        *,
+        raise_on_nonexist: Raising = None,
+        ttl: float | None = None,
+    ) -> IO[bytes]: ...
+
+    @overload
+    def open(
+        self,
+        key: str,
+        mode: Literal["r", "w"],
+        *,
+        raise_on_nonexist: Raising = None,
+        ttl: float | None = None,
+    ) -> IO[str]: ...
+
+    @overload
+    def open(
+        self,
+        key: str,
+        mode: Literal["rb"] = "rb",
+        *,
+        raise_on_nonexist: bool,
+        ttl: float | None = None,
+    ) -> IO[bytes] | None: ...
+
+    @overload
+    def open(
+        self,
+        key: str,
+        mode: Literal["r"],
+        *,
+        raise_on_nonexist: bool,
+        ttl: float | None = None,
+    ) -> IO[str] | None: ...
+
+    @overload
+    def open(
+        self,
+        key: str,
+        mode: ReadMode | WriteMode,
+        *,
+        raise_on_nonexist: bool | None = None,
+        ttl: float | None = None,
+    ) -> IO[Any] | None: ...
 
     def open(
         self,
@@ -337,12 +487,15 @@ class Store:
         if mode in ("rb", "r"):
             handle = self.backend.open_read(key)
             if handle is None:
-                return self._missing(key, raise_on_nonexist)
+                self._missing(key, raise_on_nonexist)
+                return None
             return handle if mode == "rb" else io.TextIOWrapper(handle, encoding="utf-8")
         if mode in ("wb", "w"):
             self._writable()
             writer = self.backend.open_write(key, self._ttl(ttl))
-            return writer if mode == "wb" else TextWriteHandle(writer, encoding="utf-8")
+            if mode == "wb":
+                return writer  # type: ignore[return-value]
+            return TextWriteHandle(writer, encoding="utf-8")  # type: ignore[arg-type]
         raise InvalidOption(f"Unsupported open() mode {mode!r}: use 'rb', 'r', 'wb' or 'w'")
 
     # -- many keys ---------------------------------------------------------------------------
@@ -387,7 +540,7 @@ class Store:
         exclude_prefix: str | None = None,
         glob: str | None = None,
         *,
-        serialization_mode: str | None = None,
+        serialization_mode: SerializationMode | None = None,
         model: type | None = None,
         deserialization_func: Callable[[bytes], Any] | None = None,
     ) -> Iterator[Any]:
@@ -403,7 +556,7 @@ class Store:
         items: Mapping[str, Any] | Iterable[tuple[str, Any]],
         *,
         ttl: float | None = None,
-        serialization_mode: str | None = None,
+        serialization_mode: SerializationMode | None = None,
         serialization_func: Callable[[Any], Any] | None = None,
         store_none_values: bool | None = None,
     ) -> None:
@@ -429,7 +582,7 @@ class Store:
         self,
         keys: Iterable[str],
         *,
-        serialization_mode: str | None = None,
+        serialization_mode: SerializationMode | None = None,
         model: type | None = None,
         deserialization_func: Callable[[bytes], Any] | None = None,
     ) -> dict[str, Any]:

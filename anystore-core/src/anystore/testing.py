@@ -401,15 +401,15 @@ class StoreTests(GuaranteeTests):
 
     def test_unknown_mode_per_call(self, store: Store) -> None:
         with pytest.raises(InvalidOption, match="yaml"):
-            store.put("k", 1, serialization_mode="yaml")
+            store.put("k", 1, serialization_mode="yaml")  # type: ignore[arg-type]
         assert not store.exists("k")
         store.put("k", 1)
         with pytest.raises(InvalidOption, match="yaml"):
-            store.get("k", serialization_mode="yaml")
+            store.get("k", serialization_mode="yaml")  # type: ignore[call-overload]
 
     def test_open_bad_mode(self, store: Store) -> None:
         with pytest.raises(ValueError, match="mode"):
-            store.open("f", "a")
+            store.open("f", "a")  # type: ignore[call-overload]
 
     @pytest.mark.slow
     def test_large_value_through_open(self, store: Store) -> None:
@@ -616,7 +616,10 @@ class StoreTests(GuaranteeTests):
     @pytest.mark.parametrize("ttl", [0, -1, "10", True, float("nan"), float("inf")])
     def test_bad_ttl(self, store: Store, ttl: Any) -> None:
         with pytest.raises(ValueError, match="ttl"):
-            StoreOptions(default_ttl=ttl) if isinstance(ttl, str) else store.put("k", 1, ttl=ttl)
+            if isinstance(ttl, str):
+                StoreOptions(default_ttl=ttl)  # type: ignore[arg-type]
+            else:
+                store.put("k", 1, ttl=ttl)
         assert not store.exists("k")
 
     # -- locks -------------------------------------------------------------------------------
@@ -710,7 +713,7 @@ class StoreTests(GuaranteeTests):
         lock.release()
         for ttl in (0, -1, float("nan"), float("inf"), None):
             with pytest.raises(InvalidOption):
-                store.lock("job", ttl=ttl)
+                store.lock("job", ttl=ttl)  # type: ignore[arg-type]
         with pytest.raises(InvalidOption, match="timeout"):
             store.lock("job", timeout=-1)
         with pytest.raises(InvalidKey):

@@ -148,4 +148,4 @@ class ZstdLayer(ValueLayer):
                 compressor.copy_stream(target, inner, size=size, write_size=CHUNK_SIZE)
             target.close()
 
-        return WriteHandle(spool, commit, lambda target: target.close())  # type: ignore[arg-type]
+        return WriteHandle(spool, commit, lambda target: target.close())
