@@ -121,6 +121,13 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
             print("  " + "  ".join("-" * width for width in widths))
 
 
+def left(found: tuple[int, int] | None) -> str:
+    """`n (size)` of temp entries found on the medium, or n/a."""
+    if found is None:
+        return "n/a"
+    return f"{found[0]} ({found[1] / MIB:.1f} MiB)" if found[0] else "0"
+
+
 def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -144,7 +151,9 @@ def report_writers(results: dict[str, Any], plan: Plan) -> None:
                 f["lost acked"],
                 f["unacked write visible"],
                 f["stray keys listed"],
+                left(result["left"]["before"]),
                 result["cleaned"],
+                left(result["left"]["after"]),
             ]
         )
     print_table(
@@ -161,11 +170,17 @@ def report_writers(results: dict[str, Any], plan: Plan) -> None:
             "LOST ACKED",
             "unacked visible",
             "stray listed",
+            "temp left by crashes",
             "cleanup(0) removed",
+            "temp left after",
         ],
         rows,
     )
-    print("  unacked visible: the write in flight at the kill was published (allowed, whole).")
+    print(
+        "  unacked visible: the write in flight at the kill was published (allowed, whole).\n"
+        "  temp left: reserved temp names (.~anystore-tmp~) and incomplete multipart uploads\n"
+        "  counted on the medium itself, before and after store.cleanup(older_than=0)."
+    )
     problems(results)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from anystore.exceptions import ConcurrentModification, DoesNotExist
+from faults import leftovers
 from faults.servers import MotoServer, reap, spawn
 from faults.targets import Target, open_store
 from faults.values import Torn, encode, one_line, verify
@@ -205,6 +206,7 @@ def killed_writers(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
     listed = list(store.iterate_keys())
     figures["stray keys listed"] = sum(1 for key in listed if not WRITER_KEY.fullmatch(key))
     figures["seconds"] = round(time.monotonic() - started, 1)
+    figures_left = {"before": leftovers.count(target, "writers", store)}
     try:
         cleaned: Any = store.cleanup(older_than=0)
         after = sorted(store.iterate_keys())
@@ -212,8 +214,9 @@ def killed_writers(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
             problems.append(f"cleanup changed the listing: {len(listed)} keys before, {len(after)}")
     except Exception as error:
         cleaned = kind(error)
+    figures_left["after"] = leftovers.count(target, "writers", store)
     store.close()
-    return {"figures": figures, "cleaned": cleaned, "problems": problems}
+    return {"figures": figures, "cleaned": cleaned, "left": figures_left, "problems": problems}
 
 
 # -- (a') streamed reads while writers overwrite -------------------------------------------------
