@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +141,97 @@ def test_copy_shows_progress_on_a_terminal(
         assert "3key" in shown.replace(" ", "") and "copied=3" in shown
     else:
         assert "3 copied, 0 skipped, 0 kept: k" in shown and shown.endswith("\n")
+
+
+def test_version_and_store_after_the_command(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsysbinary.readouterr().out.decode().startswith("anystore 0.")
+    store = str(tmp_path / "s")
+    assert run(capsysbinary, "put", "k", "v", "--store", store)[0] == 0
+    assert run(capsysbinary, "get", "k", "--store", store)[1] == b"v"
+    assert run(capsysbinary, "--store", store, "get", "k")[1] == b"v"  # before it still works
+
+
+def test_subcommand_help_has_a_description_and_an_example(
+    capsysbinary: pytest.CaptureFixture[bytes],
+):
+    with pytest.raises(SystemExit):
+        main(["copy", "--help"])
+    shown = capsysbinary.readouterr().out.decode()
+    assert "Copy keys from SOURCE_URI" in shown and "example:" in shown
+    assert "3 backend unavailable" in shown
+
+
+def test_unreachable_backend_exits_3(capsysbinary: pytest.CaptureFixture[bytes]):
+    from tests.services import free_port
+
+    uri = f"redis://127.0.0.1:{free_port()}/0"
+    code, _, err = run(capsysbinary, "--store", uri, "get", "k")
+    assert code == 3 and err.count("\n") == 1 and "Cannot reach" in err
+
+
+def test_a_backend_error_is_one_line_and_exits_4(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    from anystore.backends.memory import MemoryBackend
+
+    def broken(self: MemoryBackend, key: str) -> bytes:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(MemoryBackend, "read", broken)
+    code, _, err = run(capsysbinary, "--store", "memory://", "get", "k")
+    assert (code, err) == (4, "anystore: RuntimeError: disk on fire\n")
+
+
+def test_missing_source_folder_is_an_error(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    missing = str(tmp_path / "dta")
+    code, out, err = run(capsysbinary, "--store", missing, "keys")
+    assert (code, out) == (1, b"") and "No such folder" in err
+    code, _, err = run(capsysbinary, "copy", missing, "memory://x")
+    assert code == 1 and "No such folder" in err
+    assert not (tmp_path / "dta").exists()
+
+
+def test_ctrl_c_during_copy_says_how_far_it_got(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    import anystore.copying
+
+    source = str(tmp_path / "src")
+    for i in range(5):
+        run(capsysbinary, "--store", source, "put", f"k{i}", str(i))
+    real = anystore.copying._copy_value
+    calls: list[str] = []
+
+    def interrupt_third(src: Any, dst: Any, key: str) -> bool:
+        calls.append(key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(src, dst, key)
+
+    monkeypatch.setattr(anystore.copying, "_copy_value", interrupt_third)
+    code, _, err = run(capsysbinary, "copy", source, "memory://cli-interrupted")
+    assert code == 130
+    assert err == (
+        "anystore: interrupted after 2 keys (2 copied, 0 skipped, 0 kept); "
+        "run the same command again to resume\n"
+    )
+
+
+def test_ctrl_c_while_put_reads_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    class Typing(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(Typing()))
+    code, _, err = run(capsysbinary, "--store", str(tmp_path), "put", "k")
+    assert code == 130 and "nothing was written to 'k'" in err
+    assert run(capsysbinary, "--store", str(tmp_path), "exists", "k")[0] == 1

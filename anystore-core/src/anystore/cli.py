@@ -1,7 +1,7 @@
 """The `anystore` command: put, get, delete, exists, keys, info, copy, cleanup on any store.
 
-Values move as raw bytes (what `put` reads is exactly what `get` prints). A missing key exits 1,
-bad input exits 2, each with one line on stderr; never a traceback for a user's mistake.
+Values move as raw bytes (what `put` reads is exactly what `get` prints). Every error is one line
+on stderr and a documented exit code (`EXIT_*`); never a traceback, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -13,56 +13,104 @@ from typing import Any
 
 from anystore.exceptions import AnystoreError, DoesNotExist
 
-EXIT_MISSING = 1
-EXIT_USAGE = 2
+# Exit codes, as documented in the README (and `anystore --help`).
+EXIT_MISSING = 1  # a missing key, or a local source folder that does not exist
+EXIT_USAGE = 2  # bad input: a bad key, option, URI or argument
+EXIT_UNAVAILABLE = 3  # the backend cannot be reached (or a plugin is broken)
+EXIT_FAILED = 4  # anything else the backend reported
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells count it
+
+EPILOG = """exit codes: 0 ok, 1 missing key (or source folder), 2 bad input, 3 backend unavailable,
+4 other backend error, 130 interrupted"""
+
+STORE_HELP = "store URI (default: ANYSTORE_URI, else the folder .anystore); also after COMMAND"
+
+COMMANDS = {
+    "put": ("write VALUE (or stdin with '-' or no VALUE) at KEY", "anystore put greeting hello"),
+    "get": ("print the value at KEY (raw bytes)", "anystore get greeting > greeting.txt"),
+    "pop": ("print the value at KEY and delete it", "anystore pop jobs/next"),
+    "delete": ("delete KEY (missing keys are fine)", "anystore delete greeting"),
+    "exists": ("print true or false; exit 0 if KEY exists, else 1", "anystore exists greeting"),
+    "info": ("print KEY's size, times and mimetype as JSON", "anystore info data.json"),
+    "keys": ("list keys, one per line", "anystore keys --prefix topic --glob '*.json'"),
+    "copy": (
+        "copy keys from SOURCE_URI to TARGET_URI (streaming, resumable)",
+        "anystore copy ./data s3://bucket/data --glob '**/*.csv'",
+    ),
+    "cleanup": (
+        "remove what crashed writers left behind (temp files, partial uploads)",
+        "anystore --store s3://bucket/x cleanup --older-than 86400",
+    ),
+    "backends": ("list installed plugins, their schemes, layers and versions", "anystore backends"),
+    "settings": ("print the effective settings as JSON (secrets masked)", "anystore settings"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
+    from anystore import __version__
+
     parser = argparse.ArgumentParser(
-        prog="anystore", description="Store and read values in any anystore backend."
+        prog="anystore",
+        description="Store and read values in any anystore backend.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--store",
-        metavar="URI",
-        default=None,
-        help="store URI (default: ANYSTORE_URI or .anystore)",
-    )
+    parser.add_argument("--version", action="version", version=f"anystore {__version__}")
+    parser.add_argument("--store", metavar="URI", default=None, help=STORE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    put = commands.add_parser("put", help="write VALUE (or stdin with '-' or no VALUE) at KEY")
-    put.add_argument("key")
-    put.add_argument("value", nargs="?", default="-")
-    put.add_argument("--ttl", type=float, default=None, help="seconds until the key expires")
-    commands.add_parser("get", help="print the value at KEY").add_argument("key")
-    commands.add_parser("pop", help="print the value at KEY and delete it").add_argument("key")
-    commands.add_parser("delete", help="delete KEY (missing keys are fine)").add_argument("key")
-    commands.add_parser("exists", help="exit 0 if KEY exists, else 1").add_argument("key")
-    commands.add_parser("info", help="print KEY's size, times and mimetype as JSON").add_argument(
-        "key"
-    )
-    keys = commands.add_parser("keys", help="list keys, one per line")
-    keys.add_argument("--prefix", default=None)
-    keys.add_argument("--exclude-prefix", default=None)
-    keys.add_argument("--glob", default=None)
+    sub: dict[str, argparse.ArgumentParser] = {}
+    for name, (summary, example) in COMMANDS.items():
+        sub[name] = commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=f"example:\n  {example}\n\n{EPILOG}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        # SUPPRESS: a --store given before the command is not overwritten by this default.
+        sub[name].add_argument("--store", metavar="URI", default=argparse.SUPPRESS, help=STORE_HELP)
+    for name in ("get", "pop", "delete", "exists", "info"):
+        sub[name].add_argument("key")
+    sub["put"].add_argument("key")
+    sub["put"].add_argument("value", nargs="?", default="-", help="the value ('-': stdin)")
+    sub["put"].add_argument("--ttl", type=float, default=None, help="seconds until KEY expires")
+    keys = sub["keys"]
+    keys.add_argument("--prefix", default=None, help="only keys below this (whole segments)")
+    keys.add_argument("--exclude-prefix", default=None, help="leave out keys below this")
+    keys.add_argument("--glob", default=None, help="'*' within a segment, '**' across them")
     keys.add_argument("--info", action="store_true", help="one JSON line of Stats per key")
-    copy = commands.add_parser("copy", help="copy keys from SOURCE to TARGET (resumable)")
+    copy = sub["copy"]
     copy.add_argument("source", metavar="SOURCE_URI")
     copy.add_argument("target", metavar="TARGET_URI")
-    copy.add_argument("--prefix", default=None)
-    copy.add_argument("--glob", default=None)
+    copy.add_argument("--prefix", default=None, help="only keys below this (whole segments)")
+    copy.add_argument("--glob", default=None, help="only keys matching this")
     copy.add_argument("--overwrite", action="store_true", help="replace keys that differ")
-    cleanup = commands.add_parser(
-        "cleanup", help="remove what crashed writers left behind (temp files, partial uploads)"
-    )
-    cleanup.add_argument(
+    sub["cleanup"].add_argument(
         "--older-than",
         type=float,
         default=3600.0,
         metavar="SECONDS",
         help="only leftovers at least this old (default 3600: spares writes in progress)",
     )
-    commands.add_parser("backends", help="list installed plugins, their schemes and versions")
-    commands.add_parser("settings", help="print the effective settings as JSON (secrets masked)")
     return parser
+
+
+def _require_local_folder(uri: str | None) -> None:
+    """A listing or copy from a local folder that does not exist is an error, as in rclone."""
+    from anystore.options import DEFAULT_URI, environment_options
+    from anystore.plugins import split_layers, uri_scheme
+
+    uri = uri or environment_options()[0] or DEFAULT_URI
+    path = split_layers(uri)[1]
+    if uri_scheme(path) not in ("file", "local"):
+        return
+    import os
+
+    folder = path.partition("://")[2] if "://" in path else path
+    if not os.path.isdir(os.path.expanduser(folder or ".")):
+        raise DoesNotExist(
+            f"No such folder: {folder} (a local store's folder is made by its first write)"
+        )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,13 +148,17 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{plugin.name}\t{plugin.distribution} {plugin.version}\t{schemes}")
         return 0
     if args.command == "copy":
+        _require_local_folder(args.source)
         return _copy(args)
     store = get_store(args.store, serialization_mode="raw")
     if args.command == "put":
         if args.value == "-":
-            with store.open(args.key, "wb", ttl=args.ttl) as handle:
-                while chunk := sys.stdin.buffer.read(1024 * 1024):
-                    handle.write(chunk)
+            try:
+                with store.open(args.key, "wb", ttl=args.ttl) as handle:
+                    while chunk := sys.stdin.buffer.read(1024 * 1024):
+                        handle.write(chunk)
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted; nothing was written to {args.key!r}") from None
         else:
             store.put(args.key, args.value.encode("utf-8"), ttl=args.ttl)
     elif args.command == "pop":
@@ -130,7 +182,9 @@ def _run(args: argparse.Namespace) -> int:
         removed = store.cleanup(older_than=args.older_than)
         print(f"{removed} orphan{'s' if removed != 1 else ''} removed")
     elif args.command == "keys":
-        for key in store.iterate_keys(args.prefix, args.exclude_prefix, args.glob):
+        listing = store.iterate_keys(args.prefix, args.exclude_prefix, args.glob)  # checks them
+        _require_local_folder(args.store)
+        for key in listing:
             if args.info:
                 stats = store.info(key, raise_on_nonexist=False)
                 if stats is not None:  # vanished between listing and reading
@@ -166,6 +220,13 @@ def _copy(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=progress,
         )
+    except KeyboardInterrupt:
+        done = sum(counts.values())
+        raise Interrupted(
+            f"interrupted after {done} key{'s' if done != 1 else ''} "
+            f"({', '.join(f'{n} {name}' for name, n in counts.items())}); "
+            "run the same command again to resume"
+        ) from None
     finally:
         if bar is not None:
             bar.close()
@@ -187,20 +248,43 @@ def _progress_bar() -> Any:
     return tqdm(desc="copy", unit="key", file=sys.stderr, dynamic_ncols=True)
 
 
+class Interrupted(Exception):
+    """Ctrl-C, with what was (not) done, for one line on stderr."""
+
+
+def _say(error: BaseException) -> None:
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"anystore: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 missing key, 2 bad input)."""
+    """Run the CLI and return its exit code (see `EXIT_*`): one line on stderr for any error."""
+    from anystore.exceptions import BackendUnavailable, PluginError
+
     args = _parser().parse_args(argv)
     try:
         return _run(args)
     except DoesNotExist as error:
-        print(f"anystore: {error}", file=sys.stderr)
+        _say(error)
         return EXIT_MISSING
     except BrokenPipeError:
         return 0
-    except (AnystoreError, ValueError, OSError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"anystore: {message}", file=sys.stderr)
+    except Interrupted as error:
+        _say(error)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("anystore: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (BackendUnavailable, PluginError) as error:
+        _say(error)
+        return EXIT_UNAVAILABLE
+    except (AnystoreError, ValueError) as error:
+        _say(error)
         return EXIT_USAGE
+    except Exception as error:  # a backend's own error: still one line, with its type
+        first = str(error).splitlines()[0] if str(error) else ""
+        print(f"anystore: {type(error).__name__}: {first}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":
