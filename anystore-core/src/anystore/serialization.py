@@ -18,7 +18,8 @@ from anystore.options import check_mode
 # The first byte of anything orjson could parse (after optional whitespace). Checking it first
 # keeps `auto` from raising and catching a JSON error for every plain-text value.
 _JSON_START = frozenset(b'{["-0123456789tfn \t\r\n')
-_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+# No OPT_NON_STR_KEYS: {1: "a"} would come back as {"1": "a"}, a silent change; refused instead.
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def _pydantic_base() -> type | None:
@@ -37,16 +38,44 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def _non_finite(value: Any) -> bool:
+    """True if a float NaN or infinity hides in `value` (orjson would write it as null)."""
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(item) for item in value)
+    return False
+
+
 def to_json(value: Any) -> bytes:
-    """Encode `value` as JSON bytes, or raise `SerializationError`."""
+    """Encode `value` as JSON bytes, or raise `SerializationError` where JSON would change it.
+
+    Refused rather than changed silently: dict keys that are not str (`{1: "a"}` would come back
+    as `{"1": "a"}`), NaN and infinities (JSON has none: they would come back as None), integers
+    beyond 64 bits. Tuples and sets become lists, datetimes ISO strings (documented).
+    """
     try:
-        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+        data = orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError) as error:
+        reason = str(error)
+        if "Dict key must be str" in reason:
+            hint = "JSON keys are strings, so {1: 'a'} would come back as {'1': 'a'}: use str keys"
+        elif "64-bit" in reason:
+            hint = "JSON numbers here stop at 64 bits: store the integer as a str"
+        else:
+            hint = "convert it to a JSON type or a pydantic model"
         raise SerializationError(
-            f"Cannot encode a {type(value).__name__} as JSON ({error}). Convert it to a JSON type "
-            "or a pydantic model, or choose serialization_mode='pickle' explicitly (on write and "
-            "on read)."
+            f"Cannot encode a {type(value).__name__} as JSON ({reason}); {hint}, or choose "
+            "serialization_mode='pickle' explicitly (on write and on read)."
         ) from None
+    if b"null" in data and _non_finite(value):
+        raise SerializationError(
+            f"Cannot encode a {type(value).__name__} holding NaN or infinity as JSON: it would "
+            "come back as None. Store it as a str, or choose serialization_mode='pickle'."
+        )
+    return data
 
 
 def encode(value: Any, mode: str, func: Callable[[Any], Any] | None = None) -> bytes:
