@@ -245,3 +245,16 @@ def test_every_hook_is_documented():
     for name in specs:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert len(doc.split()) >= 20, f"{name} needs a docstring for plugin authors"
+
+
+def test_the_foreign_anystore_distribution_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    info = tmp_path / "anystore-1.5.5.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: anystore\nVersion: 1.5.5\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reset_plugins()
+    with pytest.raises(PluginError, match=r"anystore 1\.5\.5 \(a different project") as error:
+        get_store("memory://")
+    assert "pip uninstall anystore" in str(error.value)

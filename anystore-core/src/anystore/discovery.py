@@ -69,8 +69,18 @@ def _fingerprint() -> list[list[Any]]:
     return stamps
 
 
-def _scan() -> list[FoundEntryPoint]:
-    from importlib_metadata import entry_points
+@dataclass(frozen=True)
+class Installed:
+    """What discovery needs to know of the installed distributions."""
+
+    entry_points: list[FoundEntryPoint]
+    foreign_anystore: str | None
+    """The version of the unrelated `anystore` distribution (1.x, another project that installs
+    the same import package) if it is installed too, else None."""
+
+
+def _scan() -> Installed:
+    from importlib_metadata import PackageNotFoundError, entry_points, version
 
     found = []
     for entry_point in entry_points(group=GROUP):
@@ -79,11 +89,15 @@ def _scan() -> list[FoundEntryPoint]:
         found.append(
             FoundEntryPoint(entry_point.name, entry_point.value, str(path) if path else None)
         )
-    return found
+    try:
+        foreign: str | None = version("anystore")
+    except PackageNotFoundError:
+        foreign = None
+    return Installed(found, foreign)
 
 
-def find_entry_points() -> list[FoundEntryPoint]:
-    """The `anystore` entry points of the installed distributions, from the cache when valid."""
+def find_installed() -> Installed:
+    """The `anystore` entry points (and a foreign `anystore`), from the cache when valid."""
     if os.environ.get("ANYSTORE_PLUGIN_CACHE", "1").lower() in ("0", "false", "no"):
         return _scan()
     path = _cache_file()
@@ -92,18 +106,27 @@ def find_entry_points() -> list[FoundEntryPoint]:
         with open(path, encoding="utf-8") as handle:
             cached = json.load(handle)
         if cached.get("fingerprint") == fingerprint:
-            return [FoundEntryPoint(*item) for item in cached["entry_points"]]
+            return Installed(
+                [FoundEntryPoint(*item) for item in cached["entry_points"]],
+                cached["foreign_anystore"],
+            )
     except (OSError, ValueError, TypeError, KeyError):
         pass
-    found = _scan()
-    _write_cache(path, fingerprint, found)
-    return found
+    installed = _scan()
+    _write_cache(path, fingerprint, installed)
+    return installed
 
 
-def _write_cache(path: str, fingerprint: list[list[Any]], found: list[FoundEntryPoint]) -> None:
+def find_entry_points() -> list[FoundEntryPoint]:
+    """The `anystore` entry points of the installed distributions."""
+    return find_installed().entry_points
+
+
+def _write_cache(path: str, fingerprint: list[list[Any]], installed: Installed) -> None:
     data = {
         "fingerprint": fingerprint,
-        "entry_points": [[e.name, e.value, e.dist_path] for e in found],
+        "entry_points": [[e.name, e.value, e.dist_path] for e in installed.entry_points],
+        "foreign_anystore": installed.foreign_anystore,
     }
     temp = f"{path}.{os.getpid()}.tmp"
     try:

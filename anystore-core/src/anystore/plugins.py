@@ -17,7 +17,7 @@ from typing import Any
 import pluggy
 
 from anystore import hookspecs
-from anystore.discovery import find_entry_points
+from anystore.discovery import find_installed
 from anystore.exceptions import BackendNotFound, PluginError
 
 BUILTIN_PLUGIN = "builtin"
@@ -240,7 +240,15 @@ def load_plugins(disabled: set[str] | None = None) -> None:
         plugins = {BUILTIN_PLUGIN: PluginInfo(BUILTIN_PLUGIN)}
         _registry.plugins = plugins  # so that messages can name distributions meanwhile
         manager.register(builtin, name=BUILTIN_PLUGIN)
-        for entry_point in find_entry_points():
+        installed = find_installed()
+        if installed.foreign_anystore is not None:
+            raise PluginError(
+                f"anystore {installed.foreign_anystore} (a different project, published on PyPI "
+                "as 'anystore') is installed beside anystore-core, and both install the import "
+                "package 'anystore', so their files overwrite each other. Run: pip uninstall "
+                "anystore && pip install --force-reinstall anystore-core"
+            )
+        for entry_point in installed.entry_points:
             if entry_point.name in disabled or entry_point.name in plugins:
                 continue
             info = plugins[entry_point.name] = PluginInfo(entry_point.name, entry_point.dist)
