@@ -24,7 +24,7 @@ from anystore.exceptions import ConcurrentModification, DoesNotExist
 from faults import leftovers
 from faults.servers import MotoServer, reap, spawn
 from faults.targets import Target, open_store
-from faults.values import Torn, encode, one_line, verify
+from faults.values import Torn, encode, kind, one_line, verify
 from faults.worker import CHUNK
 
 HERE = Path(__file__).resolve().parent.parent
@@ -83,14 +83,6 @@ def bounded(action: Callable[[], Any], seconds: float) -> tuple[bool, Any]:
     thread.start()
     thread.join(seconds)
     return (not thread.is_alive(), outcome[0] if outcome else None)
-
-
-def kind(error: BaseException) -> str:
-    """An exception's type name, with the module for foreign (non-anystore, non-builtin) ones."""
-    module = type(error).__module__
-    if module in ("builtins",) or module.startswith("anystore"):
-        return type(error).__name__
-    return f"{module}.{type(error).__name__}"
 
 
 # -- (a) SIGKILLed writers ---------------------------------------------------------------------
@@ -557,7 +549,7 @@ def hammer(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
     hung = ran = 0
     for i, process in enumerate(processes):
         try:
-            process.wait(max(1.0, started + plan.hammer_seconds + 90 - time.monotonic()))
+            process.wait(max(1.0, started + plan.hammer_seconds + 60 - time.monotonic()))
         except Exception:
             problems.append(f"hammer process {i} did not finish; killed")
         reap(process)

@@ -4,7 +4,8 @@ checksum of its body, so a reader can tell a whole value from a torn, short or m
     AV1|<key>|<writer>|<seq>|<size>|<sha256 of body, hex>\\n<body of size bytes>
 
 The body is a pattern derived from (key, writer, seq): two versions of one key never share a body,
-so bytes of two versions mixed into one value fail the check.
+so bytes of two versions mixed into one value fail the check. Also the two helpers that name an
+exception in the tables (`kind`, `one_line`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ def one_line(error: BaseException, limit: int = 240) -> str:
     """An exception's message on one line (its lines joined), cut to `limit` characters."""
     text = " / ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return text[:limit]
+
+
+def kind(error: BaseException) -> str:
+    """An exception's type name, with the module for foreign (non-anystore, non-builtin) ones."""
+    module = type(error).__module__
+    if module in ("builtins",) or module.startswith("anystore"):
+        return type(error).__name__
+    return f"{module}.{type(error).__name__}"
 
 
 class Torn(Exception):

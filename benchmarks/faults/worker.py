@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any
 
 from faults.targets import open_store
-from faults.values import Torn, encode, one_line, verify
+from faults.values import Torn, encode, kind, one_line, verify
 
 CHUNK = 1 << 20
 OPS = ["put", "get", "delete", "put_many", "get_many", "iterate_keys", "pop"]
@@ -86,7 +86,7 @@ class Tally:
         self.torn: Counter[str] = Counter()
 
     def error(self, op: str, error: BaseException) -> None:
-        name = f"{op}:{type(error).__name__}"
+        name = f"{op}:{kind(error)}"
         with self.lock:
             self.errors[name] += 1
             self.samples.setdefault(name, one_line(error))
@@ -151,7 +151,7 @@ def hammer(
     for thread in workers:
         thread.start()
     for thread in workers:
-        thread.join(seconds + 120)
+        thread.join(max(0.1, deadline + 30 - time.monotonic()))
     with open(result_file, "w") as handle:
         json.dump(
             {
