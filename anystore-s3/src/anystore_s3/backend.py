@@ -1,118 +1,157 @@
-"""`s3://bucket[/prefix]`: values as S3 objects, through s3fs (async underneath).
+"""`s3://bucket[/prefix]`: values as S3 objects, through aiobotocore (s3fs's loop and client).
 
-A key is the object `<prefix>/<key>` in the bucket. `put` is one PutObject; `open(key, "wb")`
-streams a multipart upload in 5 MiB parts. A TTL is stored with the object (metadata
+A key is the object `<prefix>/<key>` in the bucket, named literally: every request passes the key
+as the API's `Key` parameter, never through a path or URL parser, so `?`, `#`, `%`, `;`, spaces
+and unicode are plain characters of the name. `put` is one PutObject; `open(key, "wb")` is a
+multipart upload with concurrent parts (`writer.py`); `open(key, "rb")` one streaming GET, ranged
+GETs pinned to its ETag after a seek (`reader.py`). A TTL is stored with the object (metadata
 `anystore-expires`, checked on every read from the same response, so `get` stays one request)
 and, for listings (which carry no metadata), as an empty marker object
-`.~anystore-ttl/<object key>/<expiry in ms>` at the bucket's root. Batch calls run concurrently;
-deletes go out as DeleteObjects of up to 1000 keys.
+`.~anystore-ttl/<object key>/<expiry in ms>` at the bucket's root (`housekeeping.py`). Batch
+calls run concurrently; deletes go out as DeleteObjects of up to 1000 keys. Clients are shared
+between stores with equal connection settings (`client.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import io
 import mimetypes
 import os
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import IO, Any, TypeVar
 
-from botocore.exceptions import BotoCoreError
 from fsspec.asyn import sync
 
 from anystore.backend import Backend, BackendStat
-from anystore.exceptions import AnystoreError, BackendUnavailable, ReadOnly
+from anystore.exceptions import AnystoreError, BackendUnavailable, ReadOnly, mask_uri
 from anystore.io import WriteHandle
-from anystore.keys import RESERVED_PREFIX, is_reserved, normalize_prefix
+from anystore.keys import normalize_prefix
 from anystore.settings import load_settings
+from anystore_s3.client import POOL, Connection, environment_fingerprint, split_credentials
 from anystore_s3.conditional import ConditionalRequests
+from anystore_s3.errors import Denied, Missing, Refused, Unsupported, translate
+from anystore_s3.housekeeping import MARKER_BYTES, TTL_INDEX, Housekeeping
 from anystore_s3.metadata import EXPIRES, expired
+from anystore_s3.reader import CHUNK, ObjectReader
 from anystore_s3.settings import S3Settings
+from anystore_s3.writer import MultipartTarget
 
-TTL_INDEX = RESERVED_PREFIX + "-ttl/"
-PART_SIZE = 5 * 1024 * 1024
 DELETE_BATCH = 1000
 PAGE = 1000
+# S3's limit on an object name, in UTF-8 bytes.
+S3_KEY_BYTES = 1024
 
 T = TypeVar("T")
 
 
-class S3Backend(ConditionalRequests, Backend):
+class S3Backend(Housekeeping, ConditionalRequests, Backend):
     """Moves bytes to and from one bucket, below an optional prefix.
 
-    Options (keywords of `get_store()`, else `ANYSTORE_S3_*`, else the AWS environment):
-    `endpoint_url`, `region`, `access_key_id`, `secret_access_key`, `session_token`, `anon`,
-    `connect_timeout`, `read_timeout`, `max_concurrency`.
+    Options (keywords of `get_store()`, else `ANYSTORE_S3_*`, else the AWS environment): see
+    `anystore_s3.settings.S3Settings`. Credentials may also be given in the URI
+    (`s3://KEY:SECRET@bucket`) or the endpoint URL (`http://KEY:SECRET@host:port`).
+    Raises `BackendUnavailable` when the bucket does not exist or cannot be reached.
     """
 
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri)
-        import s3fs
-
+        super().__init__(mask_uri(uri))
         settings = load_settings(S3Settings, options)
-        path = uri.partition("://")[2]
-        self.bucket, _, prefix = path.partition("/")
+        location = uri.partition("://")[2]
+        head, _, prefix = location.partition("/")
+        uri_key, uri_secret = split_credentials(f"s3://{head}")[1:]
+        self.bucket = head.rpartition("@")[2]
         if not self.bucket:
-            raise AnystoreError(f"{uri!r} names no bucket: use s3://bucket[/prefix]")
+            raise AnystoreError(f"{mask_uri(uri)!r} names no bucket: use s3://bucket[/prefix]")
         prefix = normalize_prefix(prefix)
         self._prefix = prefix + "/" if prefix else ""
-        self.endpoint = (
+        endpoint = (
             settings.endpoint_url
             or os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL")
         )
-        self.where = f"bucket {self.bucket!r} at {self.endpoint or 'AWS'}"
-        self.max_concurrency = settings.max_concurrency
-        self._conditions_honoured: bool | None = None
-        client_kwargs: dict[str, Any] = {}
-        if settings.region:
-            client_kwargs["region_name"] = settings.region
-        self.fs = s3fs.S3FileSystem(
-            anon=settings.anon,
-            key=settings.access_key_id,
-            secret=settings.secret_access_key,
-            token=settings.session_token,
-            endpoint_url=self.endpoint,
-            client_kwargs=client_kwargs,
-            config_kwargs={
-                "connect_timeout": settings.connect_timeout,
-                "read_timeout": settings.read_timeout,
-                "retries": {"max_attempts": 2, "mode": "standard"},
-            },
-            use_listings_cache=False,
-            skip_instance_cache=True,
+        endpoint, endpoint_key, endpoint_secret = (
+            split_credentials(endpoint) if endpoint else (None, None, None)
         )
-        self.fs.retries = 2  # s3fs's own retry loop, on top of botocore's: keep failures quick
-        # Fail now, clearly, rather than with a FileNotFoundError on the first read.
+        self.endpoint = endpoint
+        self.where = f"bucket {self.bucket!r} at {endpoint or 'AWS'}"
+        # The object name, its TTL marker and its lock name must all fit S3's 1024 bytes.
+        self.max_key_bytes = S3_KEY_BYTES - MARKER_BYTES - len(self._prefix.encode())
+        self.max_concurrency = settings.max_concurrency
+        self.part_size = settings.part_size
+        self.upload_concurrency = settings.upload_concurrency
+        self._conditions_honoured: bool | None = None
+        key = settings.access_key_id or uri_key or endpoint_key
+        self._connection = Connection(
+            endpoint_url=endpoint,
+            region=settings.region,
+            key=key,
+            secret=settings.secret_access_key or uri_secret or endpoint_secret,
+            token=settings.session_token,
+            anon=settings.anon,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_attempts=settings.max_attempts,
+            max_pool_connections=max(10, settings.max_concurrency),
+            environment=() if key or settings.anon else environment_fingerprint(),
+        )
+        self.fs = POOL.acquire(self._connection)
+        self._release = weakref.finalize(self, POOL.release, self._connection)
+        # Fail now, clearly, rather than on the first read.
         try:
-            self._run(self._call("head_bucket", Bucket=self.bucket))
-        except FileNotFoundError:
-            raise BackendUnavailable(f"S3 {self.where} does not exist") from None
+            self._run(self._check_bucket())
+        except BaseException:
+            self._release()
+            raise
+
+    def close(self) -> None:
+        """Give the shared client back (the last store using it drops it)."""
+        self._release()
 
     # -- plumbing ----------------------------------------------------------------------------
 
     def _run(self, awaitable: Awaitable[T]) -> T:
-        """Run a coroutine on s3fs's event loop, translating its errors into anystore's."""
+        """Run a coroutine on the client's event loop, translating its errors into anystore's."""
         return self._guard(lambda: sync(self.fs.loop, lambda: awaitable))
 
     def _guard(self, action: Callable[[], T]) -> T:
-        """Call `action`, translating s3fs/botocore errors into anystore's."""
+        """Call `action`, translating client errors into anystore's (`Missing`, `Refused` and
+        `Unsupported` stay, for the callers that act on them)."""
         try:
             return action()
-        except FileNotFoundError as error:
-            if "NoSuchBucket" in repr(error):
-                raise BackendUnavailable(f"S3 {self.where} does not exist") from None
+        except (AnystoreError, Missing, Refused, Unsupported):
             raise
-        except PermissionError as error:
+        except Denied as error:
             raise BackendUnavailable(
                 f"S3 {self.where} refused access (check the credentials and policy): {error}"
             ) from None
-        except (OSError, asyncio.TimeoutError, BotoCoreError) as error:
-            raise BackendUnavailable(f"S3 {self.where} is unavailable: {error}") from None
+        except Exception as error:
+            translated = translate(error, "a request", self.bucket, self.where)
+            if translated is error:
+                raise
+            raise translated from None
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
-        return await self.fs._call_s3(method, **kwargs)
+        """One S3 request with the keys as given (never parsed as paths or URLs)."""
+        client = await self.fs.set_session()
+        try:
+            return await getattr(client, method)(**kwargs)
+        except Exception as error:
+            raise translate(error, method, self.bucket, self.where) from None
+
+    def _submit(self, awaitable: Awaitable[T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(awaitable, self.fs.loop)  # type: ignore[arg-type]
+
+    def _close_soon(self, body: Any) -> None:
+        """Close a response body from any thread (aiohttp objects belong to their loop)."""
+        try:
+            self.fs.loop.call_soon_threadsafe(body.close)
+        except RuntimeError:
+            pass  # the loop is gone (interpreter exit): so is the connection
 
     async def _gather(self, jobs: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
         limit = asyncio.Semaphore(self.max_concurrency)
@@ -122,6 +161,12 @@ class S3Backend(ConditionalRequests, Backend):
                 return await job()
 
         return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+    async def _check_bucket(self) -> None:
+        try:
+            await self._call("head_bucket", Bucket=self.bucket)
+        except Missing:
+            raise BackendUnavailable(f"S3 {self.where} does not exist") from None
 
     # -- single objects ----------------------------------------------------------------------
 
@@ -133,7 +178,7 @@ class S3Backend(ConditionalRequests, Backend):
         """GET `full`: None if it is missing, else (its bytes, or None if expired; the response)."""
         try:
             response = await self._call("get_object", Bucket=self.bucket, Key=full)
-        except FileNotFoundError:
+        except Missing:
             return None
         body = response["Body"]
         try:
@@ -144,9 +189,12 @@ class S3Backend(ConditionalRequests, Backend):
             body.close()
 
     async def _head(self, full: str) -> dict[str, Any] | None:
+        """HEAD `full`: None if it is missing or expired. A HEAD answers 404 without a body for a
+        missing bucket too, so a miss asks whether the bucket is still there."""
         try:
             response = await self._call("head_object", Bucket=self.bucket, Key=full)
-        except FileNotFoundError:
+        except Missing:
+            await self._check_bucket()
             return None
         return None if expired(response.get("Metadata"), time.time()) else response
 
@@ -154,9 +202,12 @@ class S3Backend(ConditionalRequests, Backend):
         extra = self._put_arguments(full, ttl)
         jobs = [self._call("put_object", Bucket=self.bucket, Key=full, Body=data, **extra)]
         if ttl:
-            marker = f"{TTL_INDEX}{full}/{int(float(extra['Metadata'][EXPIRES]) * 1000)}"
-            jobs.append(self._call("put_object", Bucket=self.bucket, Key=marker, Body=b""))
+            jobs.append(self._put_marker(full, extra))
         await asyncio.gather(*jobs)
+
+    async def _put_marker(self, full: str, extra: dict[str, Any]) -> None:
+        marker = f"{TTL_INDEX}{full}/{int(float(extra['Metadata'][EXPIRES]) * 1000)}"
+        await self._call("put_object", Bucket=self.bucket, Key=marker, Body=b"")
 
     def _put_arguments(self, full: str, ttl: float | None) -> dict[str, Any]:
         extra: dict[str, Any] = {
@@ -214,20 +265,18 @@ class S3Backend(ConditionalRequests, Backend):
         return self._run(self._head(self._prefix + key)) is not None
 
     def list_keys(self, prefix: str) -> Iterator[str]:
+        # One listing by string prefix (Store keeps whole segments and hides reserved names).
         base = self._prefix + prefix
         start = len(self._prefix)
-        hidden = self._expired_keys(base if prefix else self._prefix)
-        if prefix:
-            if base not in hidden and self.exists(prefix):
-                yield prefix
-            pages = self._pages(base + "/")
-        else:
-            pages = self._pages(self._prefix)
-        for page in pages:
+        hidden = self._expired_keys(base)
+        # S3 lists in byte order: past `<base>0` ("/" + 1) nothing is `base` or below it.
+        beyond = base + "0" if prefix else None
+        for page in self._pages(base):
             for full in page:
-                if full in hidden or is_reserved(full):
-                    continue
-                yield full[start:]
+                if beyond is not None and full >= beyond:
+                    return
+                if full not in hidden:
+                    yield full[start:]
 
     def _pages(self, prefix: str) -> Iterator[list[str]]:
         """Object keys under `prefix`, one ListObjectsV2 page at a time, as pages arrive."""
@@ -241,31 +290,6 @@ class S3Backend(ConditionalRequests, Backend):
             token = response.get("NextContinuationToken")
             if not response.get("IsTruncated") or not token:
                 return
-
-    def _expired_keys(self, scan: str) -> set[str]:
-        """Object keys starting with `scan` whose TTL has passed, from the marker index (which
-        ListObjects reads without fetching metadata). Expired objects and spent markers go."""
-        markers: dict[str, list[tuple[int, str]]] = {}
-        for page in self._pages(TTL_INDEX + scan):
-            for marker in page:
-                full, _, stamp = marker[len(TTL_INDEX) :].rpartition("/")
-                if stamp.isdigit():
-                    markers.setdefault(full, []).append((int(stamp), marker))
-        now_ms = time.time() * 1000
-        hidden: set[str] = set()
-        spent: list[str] = []
-        for full, stamps in markers.items():
-            latest = max(stamp for stamp, _ in stamps)
-            if len(stamps) == 1 and latest > now_ms:
-                continue
-            # Several markers (rewrites) or a passed one: the object's own metadata decides.
-            if self._run(self._head(full)) is None:
-                hidden.add(full)
-                spent.append(full)
-            spent.extend(marker for stamp, marker in stamps if stamp <= now_ms)
-        if spent:
-            self._run(self._delete_objects(spent))
-        return hidden
 
     # -- batches, concurrently ---------------------------------------------------------------
 
@@ -287,27 +311,51 @@ class S3Backend(ConditionalRequests, Backend):
 
     def open_read(self, key: str) -> IO[bytes] | None:
         full = self._prefix + key
-        head = self._run(self._head(full))
-        if head is None:
+        response = self._run(self._open_get(full))
+        if response is None:
             return None
-        return self.fs.open(
-            f"{self.bucket}/{full}", "rb", block_size=PART_SIZE, size=head["ContentLength"]
-        )
+
+        def get(**arguments: Any) -> Awaitable[dict[str, Any]]:
+            return self._call("get_object", Bucket=self.bucket, Key=full, **arguments)
+
+        reader = ObjectReader(response, self._run, get, self._close_soon, key)
+        return io.BufferedReader(reader, buffer_size=CHUNK)
+
+    async def _open_get(self, full: str) -> dict[str, Any] | None:
+        """The GET whose body a read handle streams: None if missing or expired."""
+        try:
+            response = await self._call("get_object", Bucket=self.bucket, Key=full)
+        except Missing:
+            return None
+        if expired(response.get("Metadata"), time.time()):
+            response["Body"].close()
+            return None
+        return response
 
     def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
         full = self._prefix + key
         extra = self._put_arguments(full, ttl)
-        handle = self.fs.open(f"{self.bucket}/{full}", "wb", block_size=PART_SIZE, **extra)
+
+        def call(method: str, **arguments: Any) -> Awaitable[Any]:
+            return self._call(method, Bucket=self.bucket, **arguments)
+
+        target = MultipartTarget(
+            full,
+            extra,
+            call,
+            self._run,
+            self._submit,
+            lambda future: self._guard(future.result),
+            self.part_size,
+            self.upload_concurrency,
+        )
 
         def commit(target: Any) -> None:
-            self._writing(target.close)
+            self._writing(target.complete)
             if ttl:
-                stamp = int(float(extra["Metadata"][EXPIRES]) * 1000)
-                marker = f"{TTL_INDEX}{full}/{stamp}"
-                self._run(self._call("put_object", Bucket=self.bucket, Key=marker, Body=b""))
+                self._run(self._put_marker(full, extra))
 
         def abort(target: Any) -> None:
-            target.discard()
-            target.closed = True
+            target.abort()
 
-        return WriteHandle(handle, commit, abort)
+        return WriteHandle(target, commit, abort)  # type: ignore[arg-type]

@@ -15,22 +15,14 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from anystore.exceptions import AnystoreError, NotSupported
+from anystore.exceptions import ConcurrentModification, NotSupported
 from anystore.keys import LOCK_PREFIX, lock_name
+from anystore_s3.errors import Missing, Refused, Unsupported
 from anystore_s3.metadata import EXPIRES, LOCK_TOKEN, expired
 
 T = TypeVar("T")
 # A pop whose object keeps being rewritten between its GET and its DELETE gives up after this.
 POP_ATTEMPTS = 10
-
-
-def _refused_condition(error: BaseException) -> bool:
-    """Tell whether s3fs's error is S3 refusing a conditional request (412, or 409 for a race)."""
-    cause = getattr(error, "__cause__", None)
-    response = getattr(cause, "response", None) or {}
-    code = response.get("Error", {}).get("Code")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 class ConditionalRequests:
@@ -72,7 +64,7 @@ class ConditionalRequests:
                 return True
             try:
                 held = await self._call("head_object", Bucket=self.bucket, Key=full)
-            except FileNotFoundError:
+            except Missing:
                 continue
             if not expired(held.get("Metadata"), time.time()):
                 return False
@@ -83,7 +75,7 @@ class ConditionalRequests:
     async def _drop_lock(self, full: str, token: str) -> bool:
         try:
             held = await self._call("head_object", Bucket=self.bucket, Key=full)
-        except FileNotFoundError:
+        except Missing:
             return False
         metadata = held.get("Metadata") or {}
         if metadata.get(LOCK_TOKEN) != token:
@@ -115,7 +107,7 @@ class ConditionalRequests:
             if await self._delete_if_unchanged(full, response["ETag"]):
                 return data  # None for an expired value, now deleted too
             # Popped by someone else, or rewritten meanwhile: look again.
-        raise AnystoreError(
+        raise ConcurrentModification(
             f"Could not pop {full!r} from S3 {self.where}: it was rewritten {POP_ATTEMPTS} times "
             "between reading and deleting it"
         )
@@ -132,21 +124,15 @@ class ConditionalRequests:
                 Metadata=metadata,
                 IfNoneMatch="*",
             )
-        except OSError as error:
-            if _refused_condition(error):
-                return False
-            raise
+        except (Refused, FileExistsError):
+            return False
         return True
 
     async def _delete_if_unchanged(self, full: str, etag: str) -> bool:
         try:
             await self._call("delete_object", Bucket=self.bucket, Key=full, IfMatch=etag)
-        except FileNotFoundError:
+        except (Missing, Refused):
             return False
-        except OSError as error:
-            if _refused_condition(error):
-                return False
-            raise
         return True
 
     def _honours_conditions(self) -> bool:
@@ -162,10 +148,8 @@ class ConditionalRequests:
             second = await self._put_if_absent(probe, b"2", {})
             wrong_etag = '"00000000000000000000000000000000"'
             deleted_anyway = await self._delete_if_unchanged(probe, wrong_etag)
-        except OSError as error:
-            if "NotImplemented" in repr(error.__cause__):
-                return False
-            raise
+        except Unsupported:
+            return False
         finally:
             await self._call("delete_object", Bucket=self.bucket, Key=probe)
         return first and not second and not deleted_anyway

@@ -21,6 +21,21 @@ class S3Settings(BaseSettings):
     secret_access_key: str | None = Field(None, description="Secret access key.")
     session_token: str | None = Field(None, description="Session token.")
     anon: bool = Field(False, description="Anonymous access (public buckets).")
-    connect_timeout: float = Field(3.0, description="Seconds to wait for a connection.")
-    read_timeout: float = Field(30.0, description="Seconds to wait for a response.")
-    max_concurrency: int = Field(32, description="Requests in flight for batch calls.")
+    connect_timeout: float = Field(
+        3.0, gt=0, description="Seconds to wait for a TCP connection, per attempt."
+    )
+    read_timeout: float = Field(
+        15.0, gt=0, description="Seconds to wait for the next bytes of a response, per attempt."
+    )
+    max_attempts: int = Field(
+        2, ge=1, description="Attempts per request (botocore standard retries), the first included."
+    )
+    max_concurrency: int = Field(32, ge=1, description="Requests in flight for batch calls.")
+    part_size: int = Field(
+        8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        description="Bytes per multipart part of open('wb') (S3's minimum: 5 MiB).",
+    )
+    upload_concurrency: int = Field(
+        2, ge=1, description="Parts of one open('wb') upload in flight at once."
+    )

@@ -1,0 +1,184 @@
+"""`open(key, "rb")` on S3: one streaming GET, ranged GETs pinned to its ETag after a seek.
+
+The handle starts on the body of the GET that opened it (one request, read as it arrives, so
+memory stays bounded whatever the size). That GET serves one version whole. Whenever the handle
+has to ask again (after a seek, or to resume a body that broke off), it sends a ranged GET with
+`If-Match: <ETag of the first response>`: S3 answers 412 once the object was rewritten, 404 once
+it was deleted, and the handle raises `ConcurrentModification` rather than return bytes of another
+version. Endpoints that ignore `If-Match` are caught too: every response's ETag and total size
+are compared with the first ones.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from anystore.exceptions import BackendUnavailable, ConcurrentModification
+from anystore_s3.errors import Missing, Refused
+
+T = TypeVar("T")
+CHUNK = 1024 * 1024
+# A read after a seek fetches at least this much in one bounded range (a random-access reader
+# pays one small request per seek, and the connection is reused); reading on past it streams
+# the rest of the object.
+SEEK_WINDOW = 1024 * 1024
+# A body that breaks off mid-read (connection reset, read timeout) is resumed this many times.
+RESUMES = 2
+
+
+class ObjectReader(io.RawIOBase):
+    """A seekable raw reader over one version of one object (see the module docstring).
+
+    `run` runs a coroutine on the client's loop and translates its errors; `get(**arguments)`
+    is a coroutine that sends GetObject for this object and returns the response.
+    """
+
+    def __init__(
+        self,
+        response: dict[str, Any],
+        run: Callable[[Awaitable[T]], T],
+        get: Callable[..., Awaitable[dict[str, Any]]],
+        close_soon: Callable[[Any], None],
+        name: str,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.size = int(response["ContentLength"])
+        self.etag = str(response["ETag"])
+        self._run = run
+        self._get = get
+        self._close_soon = close_soon
+        self._body: Any = response["Body"]
+        self._body_at = 0  # the object offset the body continues at
+        self._body_end = self.size  # where the body ends
+        self._position = 0
+        self._resumes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self.size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._position = position  # the next read asks for it, only if it must
+        return position
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        # The rest in 1 MiB pieces of the same body, not io's default of 8 KiB per call.
+        chunks = []
+        while chunk := self._read(CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._drop_body()
+            finally:
+                super().close()
+
+    # -- fetching ------------------------------------------------------------------------------
+
+    def _read(self, length: int) -> bytes:
+        length = min(length, self.size - self._position)
+        if length <= 0:
+            return b""
+        if self._body is None or self._body_at != self._position:
+            self._reopen(length)
+        elif self._body_at >= self._body_end:
+            self._reopen(self.size - self._position)  # read on past a bounded range
+        length = min(length, self._body_end - self._position)
+        data = self._run(self._take(length))
+        if len(data) != length:
+            # The body broke off, or ended early: ask again from here, pinned to the version.
+            self._drop_body()
+            if self._resumes >= RESUMES:
+                raise BackendUnavailable(
+                    f"S3 stopped sending {self.name!r} at byte {self._position + len(data)} of "
+                    f"{self.size} ({RESUMES + 1} attempts); open it again"
+                )
+            self._resumes += 1
+            self._position += len(data)
+            return data + self._read(length - len(data))
+        self._position += length
+        self._body_at = self._position
+        return data
+
+    async def _take(self, length: int) -> bytes:
+        """Up to `length` bytes of the body; fewer only if it ended or broke off."""
+        parts: list[bytes] = []
+        left = length
+        try:
+            while left:
+                part = await self._body.read(left)
+                if not part:
+                    break
+                parts.append(part)
+                left -= len(part)
+        except Exception as error:
+            # A connection reset, a read timeout, an aiohttp payload error: `_read` resumes.
+            if not _broken_off(error):
+                raise
+        return b"".join(parts)
+
+    def _reopen(self, wanted: int) -> None:
+        """A ranged GET from the current position, pinned to the first response's ETag."""
+        self._drop_body()
+        start = self._position
+        sequential = self._body_end == start  # reading on where the last range ended
+        end = self.size if sequential else min(self.size, start + max(wanted, SEEK_WINDOW))
+        try:
+            response = self._run(self._get(Range=f"bytes={start}-{end - 1}", IfMatch=self.etag))
+        except (Refused, Missing):
+            raise self._changed("was overwritten or deleted") from None
+        if str(response.get("ETag")) != self.etag:  # an endpoint that ignores If-Match
+            self._close_soon(response["Body"])
+            raise self._changed("was overwritten")
+        total = str(response.get("ContentRange", "")).rpartition("/")[2]
+        if total.isdigit() and int(total) != self.size:
+            self._close_soon(response["Body"])
+            raise self._changed("changed size")
+        self._body = response["Body"]
+        self._body_at = start
+        self._body_end = end
+
+    def _changed(self, what: str) -> ConcurrentModification:
+        return ConcurrentModification(
+            f"{self.name!r} {what} after this handle opened it (at byte {self._position} of "
+            f"{self.size}); open it again to read the current version"
+        )
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            body, self._body = self._body, None
+            self._close_soon(body)
+
+
+def _broken_off(error: BaseException) -> bool:
+    """Tell whether `error` means the response body stopped arriving (worth resuming)."""
+    from botocore.exceptions import BotoCoreError
+
+    return isinstance(error, (OSError, BotoCoreError, TimeoutError)) or type(
+        error
+    ).__module__.startswith("aiohttp")

@@ -1,0 +1,154 @@
+"""`open(key, "wb")` on S3: a multipart upload with several parts in flight, or one PutObject.
+
+Written bytes collect in a buffer of one part. A value that never fills a part is sent as one
+PutObject on close. A larger one starts a multipart upload when its first part is full and
+uploads parts concurrently (`upload_concurrency` at once, so memory stays at about
+`part_size x (upload_concurrency + 1)`); close sends the last part and completes the upload,
+which is when the value appears, whole. A discarded write aborts the upload. A writer that is
+killed leaves an incomplete upload (invisible, but billed), which `Store.cleanup()` aborts.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from anystore_s3.errors import Missing
+
+T = TypeVar("T")
+# S3 takes at most 10,000 parts: parts double in size every PARTS_PER_SIZE of them, so that
+# the 8 MiB default reaches past S3's 5 TiB object limit.
+PARTS_PER_SIZE = 1000
+
+
+class MultipartTarget:
+    """The target of a `WriteHandle`: `write` buffers and uploads, `complete` or `abort` ends it.
+
+    `call(method, **arguments)` is the backend's coroutine for an S3 request on the bucket;
+    `run` runs one on the client's loop (translating errors), `submit` schedules one there.
+    """
+
+    def __init__(
+        self,
+        full: str,
+        extra: dict[str, Any],
+        call: Callable[..., Awaitable[Any]],
+        run: Callable[[Awaitable[T]], T],
+        submit: Callable[[Awaitable[Any]], concurrent.futures.Future[Any]],
+        wait: Callable[[concurrent.futures.Future[Any]], Any],
+        part_size: int,
+        concurrency: int,
+    ) -> None:
+        self._full = full
+        self._extra = extra
+        self._call = call
+        self._run = run
+        self._submit = submit
+        self._wait = wait
+        self._part_size = part_size
+        self._concurrency = concurrency
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._upload_id: str | None = None
+        self._in_flight: list[tuple[int, concurrent.futures.Future[Any]]] = []
+        self._done: list[dict[str, Any]] = []
+        self._next_part = 1
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        # Pieces are joined once per part: one allocation of a part's size, no regrowing buffer
+        # (glibc keeps the freed blocks of a growing buffer, which shows as resident memory).
+        piece = bytes(data)
+        self._pending.append(piece)
+        self._pending_size += len(piece)
+        size = self._current_part_size()
+        while self._pending_size >= size:
+            joined = b"".join(self._pending)
+            part, rest = joined[:size], joined[size:]
+            del joined
+            self._pending = [rest] if rest else []
+            self._pending_size = len(rest)
+            self._send(part)
+            size = self._current_part_size()
+        return len(piece)
+
+    def flush(self) -> None:
+        """Nothing to do: parts go out when they are full, the rest on close."""
+
+    def complete(self) -> None:
+        """Publish the value: one PutObject, or the last part and CompleteMultipartUpload."""
+        self.closed = True
+        if self._upload_id is None:
+            body = self._take_pending()
+            self._run(self._call("put_object", Key=self._full, Body=body, **self._extra))
+            return
+        if self._pending_size:
+            self._send(self._take_pending())
+        while self._in_flight:
+            self._collect()
+        parts = sorted(self._done, key=lambda part: part["PartNumber"])
+        self._run(
+            self._call(
+                "complete_multipart_upload",
+                Key=self._full,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        )
+
+    def abort(self) -> None:
+        """Drop the upload; the stored value, if any, stays as it was."""
+        self.closed = True
+        self._take_pending()
+        for _, future in self._in_flight:
+            future.cancel()
+        for _, future in self._in_flight:
+            try:
+                self._wait(future)
+            except BaseException:
+                pass  # a part that failed or was cancelled: the abort below drops them all
+        self._in_flight = []
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            try:
+                self._run(self._call("abort_multipart_upload", Key=self._full, UploadId=upload_id))
+            except Missing:
+                pass
+
+    # -- parts ---------------------------------------------------------------------------------
+
+    def _take_pending(self) -> bytes:
+        data = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        return data
+
+    def _current_part_size(self) -> int:
+        return self._part_size << ((self._next_part - 1) // PARTS_PER_SIZE)
+
+    def _send(self, data: bytes) -> None:
+        if self._upload_id is None:
+            response = self._run(
+                self._call("create_multipart_upload", Key=self._full, **self._extra)
+            )
+            self._upload_id = str(response["UploadId"])
+        while len(self._in_flight) >= self._concurrency:
+            self._collect()
+        number = self._next_part
+        self._next_part += 1
+        future = self._submit(
+            self._call(
+                "upload_part",
+                Key=self._full,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+        )
+        self._in_flight.append((number, future))
+
+    def _collect(self) -> None:
+        """Wait for the oldest part in flight and record its ETag."""
+        number, future = self._in_flight.pop(0)
+        response = self._wait(future)
+        self._done.append({"PartNumber": number, "ETag": response["ETag"]})
