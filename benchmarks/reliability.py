@@ -192,6 +192,11 @@ def report_reads(results: dict[str, Any], plan: Plan) -> None:
             continue
         f = result["figures"]
         other = Counter({k: v for k, v in f.items() if k.startswith("error ")})
+        copy_errors = Counter({k[11:]: v for k, v in f.items() if k.startswith("copy error ")})
+        copy_text = (
+            f"{f['copy runs']} runs, {f['values copied']} copied, TORN {f['copy torn']}, "
+            f"errors: {counts(copy_errors)}"
+        )
         det = result["deterministic"]
         rows.append(
             [
@@ -204,6 +209,7 @@ def report_reads(results: dict[str, Any], plan: Plan) -> None:
                 f"{2 - f['writer errors']} of 2",
                 det["overwrite"],
                 det["delete"],
+                copy_text,
             ]
         )
     print_table(
@@ -219,6 +225,7 @@ def report_reads(results: dict[str, Any], plan: Plan) -> None:
             "overwriters up to the end",
             "overwrite after 1 MiB read",
             "delete after 1 MiB read",
+            "anystore.copy() of the keys meanwhile",
         ],
         rows,
     )

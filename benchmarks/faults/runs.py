@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anystore import copy, get_store
 from anystore.exceptions import ConcurrentModification, DoesNotExist
 from faults import leftovers
 from faults.servers import MotoServer, reap, spawn
@@ -290,10 +291,38 @@ def streamed_reads(target: Target, plan: Plan, base: Path) -> dict[str, Any]:
                 if len(problems) < 5:
                     problems.append(f"read {key}: torn: {error}")
 
+    copied = base / f"copies-{target.name}"
+
+    def copies() -> None:
+        # anystore.copy() from the keys being overwritten into a local folder: every value it
+        # publishes there must be one whole version.
+        destination = get_store(str(copied), serialization_mode="raw")
+        deadline = time.monotonic() + max(1.0, plan.read_seconds / 2)
+        while time.monotonic() < deadline:
+            try:
+                report = copy(store, destination, prefix="r", overwrite=True)
+            except Exception as error:
+                figures[f"copy error {kind(error)}"] += 1
+                continue
+            figures["copy runs"] += 1
+            figures["values copied"] += len(getattr(report, "copied", []) or [])
+            for key in destination.iterate_keys():
+                data = destination.get(key, raise_on_nonexist=False)
+                if data is None:
+                    continue
+                try:
+                    verify(key, data)
+                except Torn as error:
+                    figures["copy torn"] += 1
+                    if len(problems) < 8:
+                        problems.append(f"copy() published a torn {key}: {error}")
+
     try:
         finished, _ = bounded(reads, plan.read_seconds + 60)
+        if finished:
+            finished, _ = bounded(copies, plan.read_seconds + 60)
         if not finished:
-            problems.append("a read hung for 60 s past the run's end")
+            problems.append("a read or copy hung for 60 s past the run's end")
             figures["hung"] += 1
     finally:
         for i, process in enumerate(writers):
