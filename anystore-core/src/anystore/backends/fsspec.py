@@ -3,21 +3,55 @@
 The URI is handed to fsspec as it is; keys are paths below it. Writes to protocols fsspec cannot
 write (http, zip opened for reading...) raise `ReadOnly`. TTLs use the same sidecar files as the
 local backend.
+
+A read handle serves one version: fsspec's in-memory files are read from a snapshot of their
+bytes; elsewhere the value is read by ranges, each checked against the version token (ETag,
+generation, mtime... and size) that the value had when it was opened, so an overwrite mid-read
+raises `ConcurrentModification` instead of mixing two versions. Where a protocol reports no such
+token, only a change of size is noticed.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from anystore.backend import Backend, BackendStat
 from anystore.backends import sidecar
-from anystore.exceptions import BackendNotFound, ReadOnly, mask_uri
+from anystore.exceptions import BackendNotFound, ConcurrentModification, ReadOnly, mask_uri
+from anystore.io import open_ranged
 from anystore.keys import RESERVED_PREFIX, is_reserved
+
+# What fsspec implementations report that changes with each new version of a file, best first.
+_VERSION_FIELDS = (
+    "ETag",
+    "etag",
+    "generation",
+    "VersionId",
+    "version_id",
+    "md5Hash",
+    "crc32c",
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "modified",
+    "created",
+)
 
 # What fsspec implementations raise when a protocol (or the mode it was opened in) cannot write.
 _WRITE_REFUSED = (NotImplementedError, PermissionError, OSError, ValueError)
+
+
+def _version(info: dict[str, Any]) -> tuple[Any, ...]:
+    """The size and the first version field fsspec reports for a file."""
+    for name in _VERSION_FIELDS:
+        value = info.get(name)
+        if value is not None:
+            return (info.get("size"), name, value)
+    return (info.get("size"),)
 
 
 def _timestamp(info: dict[str, Any]) -> datetime:
@@ -154,7 +188,39 @@ class FsspecBackend(Backend):
         path = self._path(key)
         if self._expired(path):
             return None
+        if _in_memory(self.fs):
+            # fsspec's memory files are one shared object per path (with one position for all
+            # readers); an overwrite puts a new object in its place. A snapshot of the bytes is
+            # one version, with a position of its own.
+            try:
+                return io.BytesIO(self.fs.cat_file(path))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return None
         try:
-            return self.fs.open(path, "rb")
+            info = self.fs.info(path)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+        if info.get("type") == "directory":
+            return None
+        version = _version(info)
+
+        def read_range(start: int, length: int) -> bytes:
+            try:
+                data = self.fs.cat_file(path, start, start + length)
+                now = _version(self.fs.info(path))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                now = None
+            if now != version:
+                raise ConcurrentModification(
+                    f"{key!r} in {mask_uri(self.uri)} was overwritten or deleted while it was "
+                    "read; open it again to read the current version"
+                )
+            return bytes(data)
+
+        return open_ranged(int(info.get("size") or 0), read_range)
+
+
+def _in_memory(fs: Any) -> bool:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    return isinstance(fs, MemoryFileSystem)

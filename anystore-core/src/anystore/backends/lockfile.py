@@ -5,7 +5,9 @@ exists, so of two racing processes exactly one creates it, and nobody ever reads
 The file holds the token and the expiry. Removing a lock (release, or breaking an expired one)
 happens under `flock` on the lock file itself, after checking that the name still points to the
 locked file: every removal is then serialised with every other, and a new lock cannot appear
-while the old one exists, so read-compare-unlink is atomic.
+while the old one exists, so read-compare-unlink is atomic. Every name is used through the
+descriptor of its checked folder (`confine.Folder`), and a lock file is never opened through a
+symlink.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from anystore.exceptions import NotSupported
+from anystore.backends.confine import O_NOFOLLOW, Folder
+from anystore.exceptions import InvalidKey, NotSupported
 
 try:
     import fcntl
@@ -34,54 +37,63 @@ def content(key: str, token: str, ttl: float) -> bytes:
     return orjson.dumps({"key": key, "token": token, "expires": time.time() + ttl})
 
 
-def create(temp: str, path: str) -> bool:
-    """Give the complete file `temp` the name `path` unless a live lock has it; drop `temp`.
+def create(folder: Folder, temp: str, name: str) -> bool:
+    """Give the complete file `temp` the name `name` unless a live lock has it; drop `temp`.
 
-    An expired lock in the way is removed first. Returns whether `path` is now ours.
+    Both are names in `folder`. An expired lock in the way is removed first. Returns whether
+    `name` is now ours.
     """
     try:
         for attempt in (1, 2):
             try:
-                os.link(temp, path)
+                folder.link(temp, name)
                 return True
             except FileExistsError:
-                if attempt == 2 or not _remove_expired(path):
+                if attempt == 2 or not _remove_expired(folder, name):
                     return False
             except OSError as error:
                 if error.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
                     raise NotSupported(
-                        f"The filesystem holding {path} cannot make hard links, which local "
-                        "locks need for an atomic create; keep locks on another filesystem"
+                        f"The filesystem holding {folder.path} cannot make hard links, which "
+                        "local locks need for an atomic create; keep locks on another filesystem"
                     ) from error
                 raise
         return False
     finally:
         try:
-            os.unlink(temp)
+            folder.unlink(temp)
         except FileNotFoundError:
             pass
 
 
-def remove(path: str, token: str) -> bool:
-    """Delete the lock at `path` if it holds `token` and has not expired; return whether it did.
-
-    An expired lock of ours is deleted too (it is in nobody's way), but counts as lost.
+def remove(folder: Folder, name: str, token: str) -> bool:
+    """Delete the lock `name` in `folder` if it holds `token` and has not expired; return whether
+    it did. An expired lock of ours is deleted too (it is in nobody's way), but counts as lost.
     """
-    with _locked(path) as held:
+    with _locked(folder, name) as held:
         if held is None or held.get("token") != token:
             return False
-        os.unlink(path)
+        folder.unlink(name)
         return _expires(held) > time.time()
 
 
-def _remove_expired(path: str) -> bool:
-    """Delete the lock at `path` if it has expired; True if the name is free now."""
-    with _locked(path) as held:
+def break_expired(folder: Folder, name: str) -> bool:
+    """Delete the lock `name` in `folder` if its holder's ttl has passed; True if this call did."""
+    with _locked(folder, name) as held:
+        if held is None or _expires(held) > time.time():
+            return False
+        folder.unlink(name)
+        return True
+
+
+def _remove_expired(folder: Folder, name: str) -> bool:
+    """Delete the lock `name` if it has expired; True if the name is free now."""
+    with _locked(folder, name) as held:
         if held is None:
             return True
         if _expires(held) > time.time():
             return False
-        os.unlink(path)
+        folder.unlink(name)
         return True
 
 
@@ -92,18 +104,25 @@ def _expires(held: dict[str, Any]) -> float:
 
 
 @contextmanager
-def _locked(path: str) -> Iterator[dict[str, Any] | None]:
-    """Hold `flock` on the lock file at `path` and yield its content (None if it is gone)."""
+def _locked(folder: Folder, name: str) -> Iterator[dict[str, Any] | None]:
+    """Hold `flock` on the lock file `name` and yield its content (None if it is gone)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = folder.open(name, os.O_RDONLY | O_NOFOLLOW)
     except FileNotFoundError:
         yield None
         return
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise InvalidKey(
+            f"The lock file {folder.key(name)!r} below {folder.path} is a symlink, which no "
+            "lock of anystore's is; remove it"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         opened = os.fstat(fd)
         try:
-            current = os.stat(path)
+            current: os.stat_result | None = folder.lstat(name)
         except FileNotFoundError:
             current = None
         if current is None or (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev):
