@@ -161,15 +161,24 @@ class Store:
         Raises `InvalidKey`, `SerializationError`, `ReadOnly` or `BackendUnavailable`.
         """
         key = self._key(key)
+        options = self.options
         if value is None:
-            keep = (
-                self.options.store_none_values if store_none_values is None else store_none_values
-            )
+            keep = options.store_none_values if store_none_values is None else store_none_values
             if not keep:
                 return
-        self._writable()
-        data = self._encode(value, serialization_mode, serialization_func)
-        self.backend.write(key, data, self._ttl(ttl))
+        if self.backend.read_only:
+            self._writable()
+        mode = serialization_mode or options.serialization_mode
+        func = serialization_func or options.serialization_func
+        # bytes in auto mode are stored as they are: the hot path of caches skips encode().
+        data = value if type(value) is bytes and mode == "auto" and func is None else None
+        if data is None:
+            data = encode(value, mode, func)
+        if ttl is None:
+            ttl = options.default_ttl
+        if ttl is not None:
+            check_ttl(ttl)
+        self.backend.write(key, data, ttl)
 
     @overload
     def get(
@@ -223,7 +232,13 @@ class Store:
         if data is None:
             self._missing(key, raise_on_nonexist)
             return None
-        return self._decode(data, serialization_mode, model, deserialization_func)
+        options = self.options
+        return decode(
+            data,
+            serialization_mode or options.serialization_mode,
+            model or options.model,
+            deserialization_func or options.deserialization_func,
+        )
 
     @overload
     def pop(
@@ -301,25 +316,23 @@ class Store:
 
     def info(self, key: str, *, raise_on_nonexist: bool | None = None) -> Stats | None:
         """Return `Stats` (size, times, mimetype, uri) for `key`. Raises like `get`."""
-        import mimetypes
-
-        from anystore.stats import Stats
+        from anystore.stats import Stats, guess_mimetype
 
         key = self._key(key)
         stat = self.backend.stat(key)
         if stat is None:
             self._missing(key, raise_on_nonexist)
             return None
-        mimetype = stat.mimetype or mimetypes.guess_type(key)[0] or "application/octet-stream"
-        return Stats(
-            key=key,
-            store=self.uri,
-            size=stat.size,
-            created_at=stat.created_at,
-            updated_at=stat.updated_at,
-            mimetype=mimetype,
-            uri=self.uri + key if self.uri.endswith("/") else f"{self.uri}/{key}",
-            expires_at=stat.expires_at,
+        # Built without re-validation: every field comes typed from BackendStat and from here.
+        return Stats.trusted(
+            key,
+            self.uri,
+            stat.size,
+            stat.created_at,
+            stat.updated_at,
+            stat.mimetype or guess_mimetype(key),
+            self.uri + key if self.uri.endswith("/") else f"{self.uri}/{key}",
+            stat.expires_at,
         )
 
     def touch(self, key: str, *, ttl: float | None = None) -> datetime:

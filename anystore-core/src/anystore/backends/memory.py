@@ -10,20 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
 
-from anystore.backend import Backend, BackendStat
+from anystore.backend import Backend, BackendStat, utc
 from anystore.keys import normalize_prefix
 
-
-class _Entry:
-    __slots__ = ("created", "data", "expires", "updated")
-
-    def __init__(self, data: bytes, created: float, updated: float, expires: float | None) -> None:
-        self.data = data
-        self.created = created
-        self.updated = updated
-        self.expires = expires
+# An entry is a tuple (data, created, updated, expires): a tuple of bytes and floats is not tracked
+# by the garbage collector, so a million keys add nothing to a collection's work.
+_Entry = tuple[bytes, float, float, "float | None"]
 
 
 class _Namespace:
@@ -46,10 +39,6 @@ def _namespace(name: str) -> _Namespace:
         return namespace
 
 
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
-
-
 class MemoryBackend(Backend):
     """Keeps values in a dict shared by every store on the same namespace name."""
 
@@ -69,7 +58,7 @@ class MemoryBackend(Backend):
 
     def _live(self, key: str) -> _Entry | None:
         entry = self._entries.get(self._prefix + key)
-        if entry is not None and entry.expires is not None and entry.expires <= time.time():
+        if entry is not None and entry[3] is not None and entry[3] <= time.time():
             with self._lock:
                 # Only drop it if nobody replaced it meanwhile.
                 if self._entries.get(self._prefix + key) is entry:
@@ -78,22 +67,22 @@ class MemoryBackend(Backend):
         return entry
 
     def read(self, key: str) -> bytes | None:
-        entry = self._live(key)
-        return None if entry is None else entry.data
+        entry = self._entries.get(self._prefix + key)
+        if entry is None or (entry[3] is not None and entry[3] <= time.time()):
+            return None
+        return entry[0]
 
     def exists(self, key: str) -> bool:
         return self._live(key) is not None
 
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         now = time.time()
-        expires = now + ttl if ttl else None
         full = self._prefix + key
         with self._lock:
             old = self._entries.get(full)
             # An overwrite keeps created_at; an expired entry counts as gone.
-            alive = old is not None and (old.expires is None or old.expires > now)
-            created = old.created if alive else now  # type: ignore[union-attr]
-            self._entries[full] = _Entry(data, created, now, expires)
+            created = now if old is None or (old[3] is not None and old[3] <= now) else old[1]
+            self._entries[full] = (data, created, now, now + ttl if ttl else None)
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -102,9 +91,9 @@ class MemoryBackend(Backend):
     def pop(self, key: str) -> bytes | None:
         with self._lock:
             entry = self._entries.pop(self._prefix + key, None)
-        if entry is None or (entry.expires is not None and entry.expires <= time.time()):
+        if entry is None or (entry[3] is not None and entry[3] <= time.time()):
             return None
-        return entry.data
+        return entry[0]
 
     def delete_many(self, keys: Iterable[str]) -> None:
         with self._lock:
@@ -115,11 +104,12 @@ class MemoryBackend(Backend):
         entry = self._live(key)
         if entry is None:
             return None
+        data, created, updated, expires = entry
         return BackendStat(
-            size=len(entry.data),
-            created_at=_utc(entry.created),
-            updated_at=_utc(entry.updated),
-            expires_at=_utc(entry.expires) if entry.expires is not None else None,
+            size=len(data),
+            created_at=utc(created),
+            updated_at=utc(updated),
+            expires_at=utc(expires) if expires is not None else None,
         )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
@@ -135,7 +125,7 @@ class MemoryBackend(Backend):
             if not key.startswith(self._prefix):
                 continue
             entry = self._entries.get(key)
-            if entry is None or (entry.expires is not None and entry.expires <= now):
+            if entry is None or (entry[3] is not None and entry[3] <= now):
                 continue
             yield key[start:]
 
