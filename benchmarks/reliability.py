@@ -431,17 +431,28 @@ def main() -> None:
                 print(f"  {name}: {used}; left at defaults: {other_settings(name) or '-'}")
         for name, reason in failed.items():
             print(f"  {name}: could not start, skipped: {reason}")
+        print(
+            f"plan: {plan.writers} killed writers per backend, reads {plan.read_seconds:g} s, "
+            f"outage {plan.outage:g} s, stall cap {plan.stall_cap:g} s, hammer "
+            f"{plan.hammer_seconds:g} s{' (--quick)' if args.quick else ''}"
+        )
+        down: dict[str, str] = {}
         for run in args.runs.split(","):
             results: dict[str, Any] = {}
             for name, target in targets.items():
                 if name in SKIP.get(run, ()):
                     continue
+                if name in down:
+                    results[name] = {"failed": down[name]}
+                    continue
                 try:
                     results[name] = RUNS[run](target, plan, base)
                 except Exception as error:
                     results[name] = {"failed": f"{type(error).__name__}: {error}"[:300]}
-                finally:
+                try:
                     revive(target)
+                except Exception as error:
+                    down[name] = f"its server could not be started again: {error}"[:300]
             if results:
                 try:
                     REPORTS[run](results, plan)
