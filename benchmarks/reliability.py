@@ -62,7 +62,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             hammer_seconds=args.seconds or 3.0,
         )
     return Plan(
-        writers=args.writers or 20,
+        writers=args.writers or 30,
         parallel=4,
         small=4000,
         big=6 * MIB,
