@@ -1,43 +1,44 @@
 """SQL stores: `sqlite:///file.db`, `sqlite://` (memory), `postgresql://...`, `mysql://...`,
 `mariadb://...` (and `+driver` forms), with `?table=NAME&prefix=some/prefix`.
 
-SQLAlchemy 2 Core, one engine per database URL shared by every store on it (`engines.py`).
+SQLAlchemy 2 Core, one engine per database URL shared by the stores on it (`engines.py`).
 Each statement is written out per dialect (the upserts in `statements.py`): an upsert per put
-(created_at kept), one executemany per put_many, one `IN` per get_many, `DELETE ... RETURNING`
-(or a row lock) per pop, and listings that page through the primary-key index without ever
-selecting a value.
+of a small value (created_at kept), one executemany per put_many, one `IN` per get_many,
+`DELETE ... RETURNING` (or a row lock) per pop, and listings that page through the primary-key
+index without ever selecting a value. Values over 1 MiB live in chunk rows (`chunks.py`); read
+handles serve one version (a snapshot transaction, or a version token); every transaction takes
+row locks in key order and is retried on deadlocks (`errors.py`); statements have a deadline.
 """
 
 from __future__ import annotations
 
 import io
+import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.pool import StaticPool
 
 from anystore.backend import Backend, BackendStat
-from anystore.exceptions import AnystoreError, BackendUnavailable, mask_uri
-from anystore.io import CHUNK_SIZE, WriteHandle, spooled_write_handle
+from anystore.exceptions import InvalidKey, mask_uri
+from anystore.io import WriteHandle, open_ranged
 from anystore.keys import is_reserved, lock_name
 from anystore.settings import load_settings
-from anystore_sql import statements
-from anystore_sql.engines import WRITE_OPTION, parse_uri, shared_engine
-from anystore_sql.schema import check_key_length, ensure_table, make_table
+from anystore_sql import errors, statements, watchdog
+from anystore_sql.chunks import ChunkStatements, RangeSource, new_token, read_all, write_chunks
+from anystore_sql.engines import SNAPSHOT_OPTION, WRITE_OPTION, acquire, parse_uri, release
+from anystore_sql.schema import INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
 from anystore_sql.settings import SqlSettings
 
+T = TypeVar("T")
 # Keys per page when listing, per IN (...) when reading or deleting many.
 PAGE = 1000
 # Expired rows are purged lazily at most this often (seconds) per store.
 PURGE_INTERVAL = 60.0
-# Tables already checked (or created) in this process, per engine.
-_checked_tables: set[tuple[int, str]] = set()
 
 
 def _utc(timestamp: float) -> datetime:
@@ -45,10 +46,11 @@ def _utc(timestamp: float) -> datetime:
 
 
 class SqlBackend(Backend):
-    """Keeps each value in a row of one table, below an optional key prefix.
+    """Keeps each value in a row of one table (large ones in chunk rows), below a key prefix.
 
-    Options (keywords of `get_store()`, else `ANYSTORE_SQL_*`): `pool_size`, `max_overflow`,
-    `pool_timeout`, `pool_recycle`, `connect_timeout`, `busy_timeout` (SQLite), `echo`.
+    Options (keywords of `get_store()`, else `ANYSTORE_SQL_*`, see settings.py): `pool_size`,
+    `max_overflow`, `pool_timeout`, `pool_recycle`, `connect_timeout`, `operation_timeout`,
+    `deadlock_retries`, `busy_timeout` (SQLite), `echo`.
     """
 
     atomic_pop = True
@@ -57,38 +59,47 @@ class SqlBackend(Backend):
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
-        settings = load_settings(SqlSettings, options)
+        self.settings = load_settings(SqlSettings, options)
         url, table_name, prefix = parse_uri(uri)
         self.masked_uri = mask_uri(uri)
-        self.engine = shared_engine(url, settings)
+        self._shared = acquire(url, self.settings)
+        self._closed = False
+        self.engine = self._shared.engine
         self.dialect = self.engine.dialect.name
-        self.table = make_table(table_name)
+        self.table, self.chunks = make_tables(table_name)
         self._prefix = prefix + "/" if prefix else ""
+        # The key column holds the child store's prefix too.
+        self._key_limit = KEY_LIMITS.get(self.dialect, 2000)
+        self.max_key_bytes = max(1, self._key_limit - len(self._prefix.encode()))
         self._last_purge = 0.0
         # One in-memory SQLite connection serves every thread: take turns.
-        self._lock = threading.RLock() if self.engine.pool.__class__ is StaticPool else None
+        self._lock = threading.RLock() if self._shared.memory else None
         self._build_statements()
-        marker = (id(self.engine), table_name)
-        if marker not in _checked_tables:
-            self._guard(lambda: ensure_table(self.engine, self.table))
-            _checked_tables.add(marker)
+        if table_name not in self._shared.checked_tables:
+            try:
+                self._run(lambda: ensure_tables(self.engine, self.table, self.chunks))
+            except BaseException:
+                self.close()
+                raise
+            self._shared.checked_tables.add(table_name)
 
     # -- connections and errors --------------------------------------------------------------
 
-    def _guard(self, action: Any) -> Any:
-        """Run `action`, translating connection failures into `BackendUnavailable`."""
-        try:
-            return action()
-        except (OperationalError, InterfaceError) as error:
-            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-            if "max_allowed_packet" in reason:
-                raise AnystoreError(
-                    f"A value is too large for {self.masked_uri}: {reason}. Raise the server's "
-                    "limit (SET GLOBAL max_allowed_packet=1073741824) or store smaller values."
-                ) from None
-            raise BackendUnavailable(
-                f"Database {self.masked_uri} is unavailable: {mask_uri(reason)}"
-            ) from None
+    def _run(self, action: Callable[[], T], repeatable: bool = True) -> T:
+        return errors.run(
+            action,
+            self.masked_uri,
+            retries=self.settings.deadlock_retries,
+            timeout=self.settings.operation_timeout,
+            repeatable=repeatable,
+        )
+
+    def _deadline(self, connection: Connection) -> AbstractContextManager[watchdog.Deadline]:
+        # PostgreSQL only: PyMySQL has socket timeouts of its own, SQLite has no server.
+        fd = None
+        if self.dialect == "postgresql":
+            fd = connection.connection.dbapi_connection.fileno()  # type: ignore[union-attr]
+        return watchdog.deadline(fd, self.settings.operation_timeout)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -96,17 +107,17 @@ class SqlBackend(Backend):
             if self.dialect == "postgresql":
                 # psycopg switches autocommit on the client, which spares the ROLLBACK round
                 # trip after every read. (PyMySQL would send SET AUTOCOMMIT twice instead, and
-                # SQLite's driver autocommits already: see _sqlite_pragmas.)
-                yield connection.execution_options(isolation_level="AUTOCOMMIT")
-            else:
+                # SQLite's driver autocommits already: see engines._sqlite_pragmas.)
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            with self._deadline(connection):
                 yield connection
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _writing(self) -> Iterator[tuple[Connection, watchdog.Deadline]]:
         with self._serialized(), self.engine.connect() as connection:
             connection.execution_options(**{WRITE_OPTION: True})
-            with connection.begin():
-                yield connection
+            with self._deadline(connection) as watch, connection.begin():
+                yield connection, watch
 
     @contextmanager
     def _serialized(self) -> Iterator[None]:
@@ -116,20 +127,70 @@ class SqlBackend(Backend):
             with self._lock:
                 yield
 
+    def _snapshot(self) -> Connection | None:
+        """A connection in a read-only snapshot transaction, or None where there is none."""
+        if self._shared.memory or (self.dialect == "sqlite" and not self._shared.wal[0]):
+            return None
+        connection = self.engine.connect()
+        try:
+            with self._deadline(connection):
+                if self.dialect == "postgresql":
+                    connection.execution_options(
+                        isolation_level="REPEATABLE READ", postgresql_readonly=True
+                    )
+                    connection.begin()
+                elif self.dialect == "sqlite":
+                    connection.execution_options(**{SNAPSHOT_OPTION: True})
+                    connection.begin()
+                else:
+                    connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    connection.exec_driver_sql(
+                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+                    )
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _session(
+        self, connection: Connection | None
+    ) -> Callable[[], AbstractContextManager[Connection]]:
+        if connection is None:
+            return self._reading
+
+        @contextmanager
+        def held() -> Iterator[Connection]:
+            with self._deadline(connection):
+                yield connection
+
+        return held
+
+    def _end(self, connection: Connection | None) -> None:
+        """End a snapshot and return its connection to the pool (never raises)."""
+        if connection is None:
+            return
+        try:
+            with self._deadline(connection):
+                connection.rollback()
+        except Exception:
+            connection.invalidate()
+        finally:
+            connection.close()
+
     def _read(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         def run() -> list[Any]:
             with self._reading() as connection:
                 return list(connection.execute(statement, params or {}))
 
-        return self._guard(run)
+        return self._run(run)
 
-    def _write(self, statement: Any, params: Any = None) -> Any:
+    def _write(self, statement: Any, params: Any = None, repeatable: bool = True) -> Any:
         def run() -> Any:
-            with self._writing() as connection:
+            with self._writing() as (connection, _):
                 result = connection.execute(statement, params or {})
                 return list(result) if result.returns_rows else result.rowcount
 
-        return self._guard(run)
+        return self._run(run, repeatable)
 
     # -- statements --------------------------------------------------------------------------
 
@@ -137,23 +198,25 @@ class SqlBackend(Backend):
         t = self.table
         now = bindparam("now")
         self._live = or_(t.c.expires_at.is_(None), t.c.expires_at > now)
-        self._get = select(t.c.value).where(t.c.key == bindparam("k"), self._live)
+        self._expired = and_(t.c.expires_at.is_not(None), t.c.expires_at <= now)
+        self._get = select(t.c.value, t.c.size).where(t.c.key == bindparam("k"), self._live)
         self._exists = select(t.c.key).where(t.c.key == bindparam("k"), self._live)
         self._delete = delete(t).where(t.c.key == bindparam("k"))
         self._stat = select(
-            func.length(t.c.value), t.c.created_at, t.c.updated_at, t.c.expires_at
+            func.coalesce(t.c.size, func.length(t.c.value)),
+            t.c.created_at,
+            t.c.updated_at,
+            t.c.expires_at,
         ).where(t.c.key == bindparam("k"), self._live)
         self._upsert = statements.upsert(t, self.dialect)
         self._take_lock = statements.take_lock(t, self.dialect)
         self._lock_holder = select(t.c.value).where(t.c.key == bindparam("k"))
+        self._chunked = ChunkStatements(t, self.chunks, self._live)
 
-    def _full(self, key: str) -> str:
-        full = self._prefix + key
-        check_key_length(full, self.dialect)
-        return full
-
-    def _row(self, key: str, data: bytes, ttl: float | None, now: float) -> dict[str, Any]:
-        return {"k": self._full(key), "v": data, "now": now, "exp": now + ttl if ttl else None}
+    def _row(
+        self, full: str, data: bytes, ttl: float | None, now: float, size: int | None = None
+    ) -> dict[str, Any]:
+        return {"k": full, "v": data, "now": now, "exp": now + ttl if ttl else None, "sz": size}
 
     def _maybe_purge(self, now: float) -> None:
         if now - self._last_purge > PURGE_INTERVAL:
@@ -161,24 +224,109 @@ class SqlBackend(Backend):
             self.purge_expired()
 
     def purge_expired(self) -> int:
-        """Delete the rows whose TTL has passed (all prefixes of the table); return how many."""
+        """Delete the rows (and chunks) whose TTL has passed, all prefixes; return how many."""
         t = self.table
-        statement = delete(t).where(t.c.expires_at.is_not(None), t.c.expires_at <= time.time())
-        return int(self._write(statement))
+        expired = select(t.c.key).where(self._expired).order_by(t.c.key).with_for_update()
+
+        def run() -> int:
+            with self._writing() as (connection, watch):
+                params = {"now": time.time()}
+                keys = [row[0] for row in connection.execute(expired, params)]
+                for i in range(0, len(keys), PAGE):
+                    watch.renew()
+                    page = keys[i : i + PAGE]
+                    connection.execute(self._chunked.clear_many, {"keys": page})
+                    connection.execute(delete(t).where(t.c.key.in_(page), self._expired), params)
+                return len(keys)
+
+        return self._run(run)
+
+    def cleanup(self, older_than: float) -> int:
+        """Remove chunk rows no value refers to any more (left by an inline overwrite of a
+        chunked value), written over `older_than` seconds ago; return how many rows.
+
+        A crashed writer leaves nothing: a chunked write is one transaction.
+        """
+        low, high = self._bounds("")
+        params = {"cut": time.time() - older_than, "low": low, "high": high or "\U0010ffff"}
+        return int(self._write(self._chunked.orphans, params))
 
     # -- primitives --------------------------------------------------------------------------
 
     def read(self, key: str) -> bytes | None:
-        rows = self._read(self._get, {"k": self._prefix + key, "now": time.time()})
-        return bytes(rows[0][0]) if rows else None
+        full = self._prefix + key
+        rows = self._read(self._get, {"k": full, "now": time.time()})
+        if not rows:
+            return None
+        value, size = rows[0]
+        return bytes(value) if size is None else self._read_chunked(full)
+
+    def _read_chunked(self, full: str) -> bytes | None:
+        # One session for the head and the chunks: a snapshot, or the in-memory lock held.
+        def run() -> bytes | None:
+            connection = self._snapshot()
+            try:
+                with self._session(connection)() as session:
+                    row = session.execute(self._chunked.head, {"k": full, "now": time.time()})
+                    head = row.first()
+                    if head is None:
+                        return None
+                    size, _, value, _ = head
+                    if size is None:
+                        return bytes(value) if value is not None else self._whole(session, full)
+                    return read_all(session, self._chunked, full, bytes(value))
+            finally:
+                self._end(connection)
+
+        return self._run(run)
+
+    def _whole(self, session: Connection, full: str) -> bytes:
+        value = session.execute(select(self.table.c.value).where(self.table.c.key == full))
+        return bytes(value.scalar_one())
 
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         now = time.time()
-        self._write(self._upsert, self._row(key, data, ttl, now))
+        if len(data) > INLINE_MAX:
+            self._write_chunked(key, io.BytesIO(data), len(data), ttl)
+        else:
+            self._write(self._upsert, self._row(self._prefix + key, data, ttl, now))
         self._maybe_purge(now)
 
+    def _write_chunked(self, key: str, source: IO[bytes], size: int, ttl: float | None) -> None:
+        def run() -> None:
+            with self._writing() as (connection, watch):
+                self._publish(connection, watch, self._prefix + key, source, size, ttl)
+
+        self._run(run)
+
+    def _publish(
+        self,
+        connection: Connection,
+        watch: watchdog.Deadline,
+        full: str,
+        source: IO[bytes],
+        size: int,
+        ttl: float | None,
+    ) -> None:
+        # The row first (its lock orders writers of this key), then its chunks.
+        now = time.time()
+        token = new_token()
+        source.seek(0)
+        watch.renew()
+        connection.execute(self._upsert, self._row(full, token, ttl, now, size))
+        written = write_chunks(connection, self._chunked, full, token, source, now, watch.renew)
+        if written != size:
+            raise RuntimeError(f"wrote {written} of {size} bytes of {full!r}")
+
     def delete(self, key: str) -> None:
-        self._write(self._delete, {"k": self._prefix + key})
+        full = self._prefix + key
+
+        def run() -> None:
+            with self._writing() as (connection, _):
+                connection.execute(self._delete, {"k": full})
+                connection.execute(self._chunked.clear, {"k": full})
+
+        self._run(run)
 
     def stat(self, key: str) -> BackendStat | None:
         rows = self._read(self._stat, {"k": self._prefix + key, "now": time.time()})
@@ -192,20 +340,22 @@ class SqlBackend(Backend):
             expires_at=_utc(expires) if expires is not None else None,
         )
 
+    def _bounds(self, prefix: str) -> tuple[str, str | None]:
+        # A literal range on the primary key: `base/` <= key < `base0` ('0' follows '/'), so %
+        # and _ in a prefix are never wildcards.
+        if prefix:
+            base = self._prefix + prefix
+            return base + "/", base + "0"
+        if self._prefix:
+            return self._prefix, self._prefix[:-1] + "0"
+        return "", None
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         t = self.table
-        base = self._prefix + prefix
         start = len(self._prefix)
-        if prefix:
-            # Literal range on the primary key: `base/` <= key < `base0` ('0' follows '/'),
-            # so % and _ in a prefix are never wildcards.
-            if self._read(self._exists, {"k": base, "now": time.time()}):
-                yield prefix
-            low, high = base + "/", base + "0"
-        elif self._prefix:
-            low, high = self._prefix, self._prefix[:-1] + "0"
-        else:
-            low, high = "", None
+        if prefix and self._read(self._exists, {"k": self._prefix + prefix, "now": time.time()}):
+            yield prefix
+        low, high = self._bounds(prefix)
         after = None
         while True:
             conditions = [self._live, t.c.key >= low] if after is None else [self._live]
@@ -233,108 +383,162 @@ class SqlBackend(Backend):
         t = self.table
         full = self._prefix + key
         now = time.time()
-        if self.dialect in ("postgresql", "sqlite"):
-            statement = delete(t).where(t.c.key == full).returning(t.c.value, t.c.expires_at)
-            rows = self._write(statement)
+        columns = (t.c.value, t.c.expires_at, t.c.size)
+        returning = self.dialect in ("postgresql", "sqlite")
+        if returning:
+            take: Any = delete(t).where(t.c.key == full).returning(*columns)
         else:
-            locked = select(t.c.value, t.c.expires_at).where(t.c.key == full).with_for_update()
+            take = select(*columns).where(t.c.key == full).with_for_update()
 
-            def run() -> list[Any]:
-                with self._writing() as connection:
-                    found = list(connection.execute(locked))
-                    if found:
-                        connection.execute(delete(t).where(t.c.key == full))
-                    return found
+        def run() -> bytes | None:
+            with self._writing() as (connection, _):
+                found = connection.execute(take).first()
+                if found is None:
+                    return None
+                if not returning:
+                    connection.execute(delete(t).where(t.c.key == full))
+                value, expires, size = found
+                if size is not None:
+                    value = read_all(connection, self._chunked, full, bytes(value))
+                    connection.execute(self._chunked.clear, {"k": full})
+                if expires is not None and expires <= now:
+                    return None
+                return bytes(value)
 
-            rows = self._guard(run)
-        if not rows or (rows[0][1] is not None and rows[0][1] <= now):
-            return None
-        return bytes(rows[0][0])
+        return self._run(run, repeatable=False)
 
     def read_many(self, keys: list[str]) -> Iterator[tuple[str, bytes]]:
         t = self.table
         start = len(self._prefix)
         for i in range(0, len(keys), PAGE):
             fulls = [self._prefix + key for key in keys[i : i + PAGE]]
-            statement = select(t.c.key, t.c.value).where(t.c.key.in_(fulls), self._live)
-            for full, value in self._read(statement, {"now": time.time()}):
-                yield full[start:], bytes(value)
+            statement = select(t.c.key, t.c.value, t.c.size).where(t.c.key.in_(fulls), self._live)
+            for full, value, size in self._read(statement, {"now": time.time()}):
+                data = bytes(value) if size is None else self._read_chunked(full)
+                if data is not None:
+                    yield full[start:], data
 
     def write_many(self, items: list[tuple[str, bytes]], ttl: float | None = None) -> None:
         if not items:
             return
-        now = time.time()
-        rows = [self._row(key, data, ttl, now) for key, data in items]
-        self._write(self._upsert, rows)  # one executemany, one transaction
-        self._maybe_purge(now)
+        # The last value of a key wins; rows are locked in key order, so that two writers of
+        # the same keys never wait for each other in a circle.
+        ordered = sorted({self._prefix + key: data for key, data in items}.items())
+
+        def run() -> None:
+            now = time.time()
+            with self._writing() as (connection, watch):
+                batch: list[dict[str, Any]] = []
+                for full, data in ordered:
+                    if len(data) <= INLINE_MAX:
+                        batch.append(self._row(full, data, ttl, now))
+                        continue
+                    if batch:
+                        connection.execute(self._upsert, batch)
+                        batch = []
+                    self._publish(connection, watch, full, io.BytesIO(data), len(data), ttl)
+                if batch:
+                    watch.renew()
+                    connection.execute(self._upsert, batch)  # one executemany
+
+        self._run(run)
+        self._maybe_purge(time.time())
 
     def delete_many(self, keys: Iterable[str]) -> None:
         t = self.table
-        fulls = [self._prefix + key for key in keys]
+        fulls = sorted({self._prefix + key for key in keys})
         for i in range(0, len(fulls), PAGE):
-            self._write(delete(t).where(t.c.key.in_(fulls[i : i + PAGE])))
+            page = fulls[i : i + PAGE]
+
+            def run(page: list[str] = page) -> None:
+                with self._writing() as (connection, _):
+                    connection.execute(delete(t).where(t.c.key.in_(page)))
+                    connection.execute(self._chunked.clear_many, {"keys": page})
+
+            self._run(run)
 
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
         now = time.time()
-        row = {"k": self._full(lock_name(name)), "v": token.encode(), "now": now, "exp": now + ttl}
+        full = self._prefix + lock_name(name)
+        if len(full.encode()) > self._key_limit:
+            raise InvalidKey(f"Lock name {name[:40]!r}... is too long for {self.dialect}")
+        row = self._row(full, token.encode(), None, now)
+        row["exp"] = now + ttl
 
         def run() -> bool:
-            with self._writing() as connection:
+            with self._writing() as (connection, _):
                 connection.execute(self._take_lock, row)
-                holder = connection.execute(self._lock_holder, {"k": row["k"]}).scalar()
+                holder = connection.execute(self._lock_holder, {"k": full}).scalar()
                 return holder is not None and bytes(holder) == row["v"]
 
-        return bool(self._guard(run))
+        return bool(self._run(run))
 
     def release_lock(self, name: str, token: str) -> bool:
         t = self.table
-        ours = and_(t.c.key == self._full(lock_name(name)), t.c.value == token.encode())
-        if self._write(delete(t).where(ours, t.c.expires_at > time.time())):
+        ours = and_(t.c.key == self._prefix + lock_name(name), t.c.value == token.encode())
+        if self._write(delete(t).where(ours, t.c.expires_at > time.time()), repeatable=False):
             return True
         # Lapsed: remove it if it is still ours (nobody else needed it), but report the loss.
         self._write(delete(t).where(ours))
         return False
 
+    # -- streams -----------------------------------------------------------------------------
+
     def open_read(self, key: str) -> IO[bytes] | None:
-        info = self.stat(key)
-        if info is None:
-            return None
-        return io.BufferedReader(_ChunkReader(self, self._prefix + key, info.size), CHUNK_SIZE)
+        full = self._prefix + key
+        return self._run(lambda: self._open(full))
+
+    def _open(self, full: str) -> IO[bytes] | None:
+        connection = self._snapshot()
+        session = self._session(connection)
+        handed_over = False
+        try:
+            with session() as opened:
+                head = opened.execute(self._chunked.head, {"k": full, "now": time.time()}).first()
+            if head is None:
+                return None
+            size, length, value, updated = head
+            if size is None and value is not None:
+                return io.BytesIO(bytes(value))  # small: read whole, one statement
+            source = RangeSource(
+                session, self._chunked, full, None if size is None else bytes(value), updated
+            )
+            total = int(size if size is not None else length)
+            handle = open_ranged(
+                total,
+                lambda start, length: self._run(lambda: source(start, length), False),
+                on_close=(lambda: self._end(connection)) if connection is not None else None,
+            )
+            handed_over = True
+            return handle
+        finally:
+            if not handed_over:
+                self._end(connection)
 
     def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
-        # Spooled to a temp file, then one upsert in one transaction: a value is one row, so
-        # its size is bounded by the dialect (see the README), not by this process's memory
-        # while writing.
-        return spooled_write_handle(lambda spool: self.write(key, spool.read(), ttl))
+        # Spooled to a temp file, then written in one short transaction on close: chunk by
+        # chunk (bounded memory), retried as a whole on a deadlock, and holding no lock while
+        # the caller is still producing the value (on SQLite the lock is the whole database).
+        # A value up to INLINE_MAX stays in memory; a larger one goes to disk at once (core's
+        # default spool keeps 8 MiB in memory first).
+        spool = tempfile.SpooledTemporaryFile(max_size=INLINE_MAX)
+
+        def commit(spool: IO[bytes]) -> None:
+            try:
+                size = spool.seek(0, io.SEEK_END)
+                spool.seek(0)
+                if size <= INLINE_MAX:
+                    self.write(key, spool.read(), ttl)
+                else:
+                    self._write_chunked(key, spool, size, ttl)
+                    self._maybe_purge(time.time())
+            finally:
+                spool.close()
+
+        return WriteHandle(spool, commit, lambda spool: spool.close())  # type: ignore[arg-type]
 
     def close(self) -> None:
-        # The engine is shared with other stores on the same database; it lives with the process.
-        pass
-
-
-class _ChunkReader(io.RawIOBase):
-    """Reads a value with SUBSTR, one chunk per query, so memory stays bounded."""
-
-    def __init__(self, backend: SqlBackend, full: str, size: int) -> None:
-        self.backend = backend
-        self.full = full
-        self.size = size
-        self.position = 0
-        t = backend.table
-        self._chunk = select(func.substr(t.c.value, bindparam("start"), bindparam("length"))).where(
-            t.c.key == bindparam("k")
-        )
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), self.size - self.position)
-        if want <= 0:
-            return 0
-        params = {"k": self.full, "start": self.position + 1, "length": want}
-        rows = self.backend._read(self._chunk, params)
-        data = bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
-        buffer[: len(data)] = data
-        self.position += len(data)
-        return len(data)
+        # The engine is shared by the stores on the same database: the last one disposes it.
+        if not self._closed:
+            self._closed = True
+            release(self._shared)

@@ -1,13 +1,19 @@
-"""Database URLs and engines: one SQLAlchemy engine per database URL, shared by its stores.
+"""Database URLs and the engines behind them.
 
-`parse_uri` takes our two query options (`table`, `prefix`) off a store URI and picks a default
-driver; `shared_engine` creates each engine once per process, with the pool settings, and on
+`parse_uri` turns a store URI into a SQLAlchemy URL (our `table` and `prefix` removed) with a
+default driver; `acquire` hands out one engine per URL and settings, shared by the stores on it
+and disposed when the last of them closes (an in-memory SQLite database lives with the process
+instead: disposing it would drop its data). Engines get the pool settings, the timeouts (libpq
+`connect_timeout`, keepalives and `tcp_user_timeout`; PyMySQL `connect_timeout`, `read_timeout`,
+`write_timeout`), READ COMMITTED writes on MySQL/MariaDB (no gap locks, fewer deadlocks), and on
 SQLite the pragmas that let several processes write one file (WAL, `BEGIN IMMEDIATE`).
 """
 
 from __future__ import annotations
 
+import math
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -25,13 +31,28 @@ DEFAULT_TABLE = "anystore"
 # max_allowed_packet is the limit that counts, so the client's is set out of the way.
 MYSQL_CLIENT_PACKET = 1024 * 1024 * 1024
 
-# Execution option that marks a connection that is about to write (SQLite takes the lock early).
+# Execution options that mark a connection about to write (SQLite takes the lock up front) or
+# about to read a snapshot (SQLite opens a read transaction).
 WRITE_OPTION = "anystore_write"
+SNAPSHOT_OPTION = "anystore_snapshot"
 
 DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 
-_engines: dict[tuple[str, tuple[tuple[str, Any], ...]], Engine] = {}
+
+@dataclass
+class SharedEngine:
+    """An engine and what the stores on it share: how many use it, which tables are checked."""
+
+    key: tuple[Any, ...]
+    engine: Engine
+    memory: bool  # an in-memory SQLite database: one connection, no snapshots
+    wal: list[bool] = field(default_factory=lambda: [True])  # SQLite file in WAL mode?
+    users: int = 0
+    checked_tables: set[str] = field(default_factory=set)
+
+
+_engines: dict[tuple[Any, ...], SharedEngine] = {}
 _engines_lock = threading.Lock()
 
 
@@ -39,9 +60,19 @@ def parse_uri(uri: str) -> tuple[str, str, str]:
     """Split a store URI into (SQLAlchemy URL, table, prefix); our query options are removed.
 
     `postgres://` becomes `postgresql://`; a bare dialect gets its default driver (psycopg for
-    PostgreSQL, PyMySQL for MySQL/MariaDB).
+    PostgreSQL, PyMySQL for MySQL/MariaDB). Raises `InvalidOption` for a malformed URL (a port
+    that is not a number, a bad table name), with any password masked.
     """
-    url = make_url(uri)
+    try:
+        url = make_url(uri)
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"port {url.port} is out of range")
+    except (ArgumentError, ValueError) as error:
+        reason = mask_uri(str(error).replace(uri, mask_uri(uri)))
+        raise InvalidOption(
+            f"Bad database URL {mask_uri(uri)}: {reason}. Use "
+            "dialect[+driver]://user:password@host:port/database (the port a number)."
+        ) from None
     query = dict(url.query)
     table = check_table_name(str(query.pop("table", DEFAULT_TABLE)))
     prefix = normalize_prefix(str(query.pop("prefix", "")) or None)
@@ -53,39 +84,56 @@ def parse_uri(uri: str) -> tuple[str, str, str]:
     return url.render_as_string(hide_password=False), table, prefix
 
 
-def shared_engine(url: str, settings: SqlSettings) -> Engine:
-    """The one engine for `url` and these settings, created on first use."""
+def acquire(url: str, settings: SqlSettings) -> SharedEngine:
+    """The shared engine for `url` and these settings (created on first use); `release` it."""
     options = settings.model_dump()
     key = (url, tuple(sorted(options.items())))
     with _engines_lock:
-        engine = _engines.get(key)
-        if engine is None:
-            engine = _engines[key] = _create_engine(url, settings)
-        return engine
+        shared = _engines.get(key)
+        if shared is None:
+            shared = _engines[key] = _create(key, url, settings)
+        shared.users += 1
+        return shared
 
 
-def _create_engine(url: str, settings: SqlSettings) -> Engine:
+def release(shared: SharedEngine) -> None:
+    """One store less on `shared`; the last one disposes the engine (files and connections)."""
+    with _engines_lock:
+        shared.users -= 1
+        if shared.users > 0 or shared.memory:
+            return
+        if _engines.get(shared.key) is shared:
+            del _engines[shared.key]
+    shared.engine.dispose()
+
+
+def _create(key: tuple[Any, ...], url: str, settings: SqlSettings) -> SharedEngine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
-    kwargs: dict[str, Any] = {"echo": settings.echo, "pool_pre_ping": True}
+    # No pre-ping per checkout: a dead pooled connection shows as a disconnect error, which the
+    # backend retries once on a fresh connection (see backend._guard).
+    kwargs: dict[str, Any] = {"echo": settings.echo, "pool_pre_ping": False}
+    memory = backend == "sqlite" and parsed.database in (None, "", ":memory:")
+    pool = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+        "pool_recycle": settings.pool_recycle,
+    }
     if backend == "sqlite":
-        memory = parsed.database in (None, "", ":memory:")
         kwargs["connect_args"] = {
             "check_same_thread": False,
             "timeout": settings.busy_timeout / 1000,
         }
         if memory:
             kwargs["poolclass"] = StaticPool  # one shared in-memory database for all threads
+        else:
+            kwargs.update(pool)
     else:
-        kwargs.update(
-            pool_size=settings.pool_size,
-            max_overflow=settings.max_overflow,
-            pool_timeout=settings.pool_timeout,
-            pool_recycle=settings.pool_recycle,
-            connect_args={"connect_timeout": settings.connect_timeout},
-        )
+        kwargs.update(pool)
+        kwargs["connect_args"] = _network_args(backend, settings)
         if backend in ("mysql", "mariadb"):
-            kwargs["connect_args"]["max_allowed_packet"] = MYSQL_CLIENT_PACKET
+            kwargs["isolation_level"] = "READ COMMITTED"
     try:
         engine = create_engine(url, **kwargs)
     except (ImportError, NoSuchModuleError) as error:
@@ -96,26 +144,57 @@ def _create_engine(url: str, settings: SqlSettings) -> Engine:
         ) from None
     except ArgumentError as error:
         raise InvalidOption(f"Bad database URL {mask_uri(url)}: {error}") from None
+    shared = SharedEngine(key, engine, memory)
     if backend == "sqlite":
-        _sqlite_pragmas(engine, settings, memory)
-    return engine
+        _sqlite_pragmas(shared, settings)
+    return shared
 
 
-def _sqlite_pragmas(engine: Engine, settings: SqlSettings, memory: bool) -> None:
+def _network_args(backend: str, settings: SqlSettings) -> dict[str, Any]:
+    timeout = settings.operation_timeout
+    if backend == "postgresql":
+        # Keepalives and tcp_user_timeout catch a dead peer or a lost network; a stalled server
+        # process is caught by the watchdog (see watchdog.py).
+        return {
+            "connect_timeout": settings.connect_timeout,
+            "keepalives": 1,
+            "keepalives_idle": max(1, math.ceil(timeout / 2)),
+            "keepalives_interval": max(1, math.ceil(timeout / 6)),
+            "keepalives_count": 3,
+            "tcp_user_timeout": int(timeout * 1000),
+        }
+    return {
+        "connect_timeout": settings.connect_timeout,
+        "read_timeout": timeout,
+        "write_timeout": timeout,
+        "max_allowed_packet": MYSQL_CLIENT_PACKET,
+    }
+
+
+def _sqlite_pragmas(shared: SharedEngine, settings: SqlSettings) -> None:
+    engine = shared.engine
+
     @event.listens_for(engine, "connect")
     def connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event open transactions, so writers can take the lock up
         # front (BEGIN IMMEDIATE) instead of failing to upgrade a read lock under contention.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
+        if not shared.memory:
+            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()
+            # Without WAL (a file system that cannot share memory maps), a reader holding a
+            # snapshot would block writers: read handles check versions instead.
+            shared.wal[0] = bool(mode) and str(mode[0]).lower() == "wal"
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(settings.busy_timeout)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def begin(connection: Connection) -> None:
-        # Reads run in the driver's autocommit mode (no BEGIN at all); writers lock up front.
-        if connection.get_execution_options().get(WRITE_OPTION):
+        # Reads run in the driver's autocommit mode (no BEGIN at all); writers lock up front;
+        # a snapshot reader opens a read transaction (its snapshot starts at its first SELECT).
+        options = connection.get_execution_options()
+        if options.get(WRITE_OPTION):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif options.get(SNAPSHOT_OPTION):
+            connection.exec_driver_sql("BEGIN")

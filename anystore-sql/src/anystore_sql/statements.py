@@ -25,6 +25,7 @@ def _insert(table: Table, dialect: str) -> Any:
         created_at=bindparam("now"),
         updated_at=bindparam("now"),
         expires_at=bindparam("exp"),
+        size=bindparam("sz"),
     )
 
 
@@ -40,7 +41,7 @@ def _kept_created(table: Table, now: Any) -> Any:
 def upsert(table: Table, dialect: str) -> Any:
     """Write a row; an overwrite keeps created_at unless the old row had expired.
 
-    Parameters: k, v, now, exp.
+    Parameters: k, v, now, exp, sz (NULL for an inline value; see schema.py).
     """
     statement = _insert(table, dialect)
     if dialect in ("mysql", "mariadb"):
@@ -51,6 +52,7 @@ def upsert(table: Table, dialect: str) -> Any:
                 ("value", new.value),
                 ("updated_at", new.updated_at),
                 ("expires_at", new.expires_at),
+                ("size", new.size),
             ]
         )
     new = statement.excluded  # type: ignore[attr-defined]
@@ -61,6 +63,7 @@ def upsert(table: Table, dialect: str) -> Any:
             "value": new.value,
             "updated_at": new.updated_at,
             "expires_at": new.expires_at,
+            "size": new.size,
         },
     )
 
@@ -70,7 +73,7 @@ def take_lock(table: Table, dialect: str) -> Any:
 
     One statement, so the row lock the database takes makes it atomic. Whether it succeeded is
     read back afterwards in the same transaction (MySQL's row count cannot tell). Parameters:
-    k, v (the token), now, exp.
+    k, v (the token), now, exp, sz (NULL).
     """
     statement = _insert(table, dialect)
     if dialect in ("mysql", "mariadb"):
@@ -80,7 +83,7 @@ def take_lock(table: Table, dialect: str) -> Any:
         return statement.on_duplicate_key_update(
             [
                 (column, case((expired, getattr(new, column)), else_=table.c[column]))
-                for column in ("value", "created_at", "updated_at", "expires_at")
+                for column in ("value", "size", "created_at", "updated_at", "expires_at")
             ]
         )
     new = statement.excluded  # type: ignore[attr-defined]
@@ -88,6 +91,7 @@ def take_lock(table: Table, dialect: str) -> Any:
         index_elements=[table.c.key],
         set_={
             "value": new.value,
+            "size": new.size,
             "created_at": new.created_at,
             "updated_at": new.updated_at,
             "expires_at": new.expires_at,

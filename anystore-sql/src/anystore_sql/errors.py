@@ -1,0 +1,110 @@
+"""Database errors in anystore's terms, and the bounded retries around a transaction.
+
+A deadlock or serialization failure (PostgreSQL 40P01/40001, MySQL/MariaDB 1213/1020) rolls the
+whole transaction back, so the transaction is run again, up to `deadlock_retries` times with a
+small jittered backoff, then `ConcurrentModification`: contention, not an outage. A pooled
+connection that turns out dead (the server restarted) is replaced and the operation run once
+more, where doing it twice is harmless. Everything else that is the server's or the network's
+fault is `BackendUnavailable`, with the password masked.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from anystore.exceptions import (
+    AnystoreError,
+    BackendUnavailable,
+    ConcurrentModification,
+    mask_uri,
+)
+from anystore_sql.watchdog import Stalled
+
+T = TypeVar("T")
+
+_RETRY_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+_RETRY_CODES = {1213, 1020}  # ER_LOCK_DEADLOCK, ER_CHECKREAD (record changed since last read)
+# Seconds of the first backoff; doubled per attempt, with jitter.
+BACKOFF = 0.005
+
+
+def _contention(error: DBAPIError) -> bool:
+    orig = error.orig
+    if getattr(orig, "sqlstate", None) in _RETRY_STATES:
+        return True
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] in _RETRY_CODES
+
+
+def _reason(error: BaseException) -> str:
+    orig = getattr(error, "orig", None)
+    text = str(orig if orig is not None else error).strip()
+    return mask_uri(text.splitlines()[0] if text else type(error).__name__)
+
+
+def run(
+    action: Callable[[], T],
+    where: str,
+    *,
+    retries: int,
+    timeout: float,
+    repeatable: bool = True,
+) -> T:
+    """Run `action` (one transaction), retrying contention; raise anystore errors.
+
+    `where` is the masked URI for messages; `repeatable` False for an action that must not run
+    twice after a lost connection (its first run may have committed: pop, release).
+    """
+    attempt = 0
+    reconnected = False
+    while True:
+        try:
+            return action()
+        except Stalled as stalled:
+            raise BackendUnavailable(
+                f"Database {where} is unavailable: {stalled} (operation_timeout={timeout:g}); "
+                "the server is stalled or overloaded"
+            ) from None
+        except DBAPIError as error:
+            if _contention(error):
+                if attempt < retries:
+                    time.sleep(BACKOFF * (2**attempt) * (0.5 + random.random()))
+                    attempt += 1
+                    continue
+                raise ConcurrentModification(
+                    f"A write to {where} kept colliding with other writers ({_reason(error)}) "
+                    f"after {retries} retries; try again"
+                ) from None
+            reason = _reason(error)
+            if (
+                error.connection_invalidated
+                and repeatable
+                and not reconnected
+                and "timed out" not in reason
+            ):
+                reconnected = True  # a stale pooled connection: once more on a new one
+                continue
+            raise _unavailable(error, where, reason) from None
+        except PoolTimeout as error:
+            raise BackendUnavailable(
+                f"No free connection to {where} ({error}). Close read handles you no longer "
+                "need, or raise pool_size / max_overflow / pool_timeout."
+            ) from None
+
+
+def _unavailable(error: DBAPIError, where: str, reason: str) -> AnystoreError:
+    if "max_allowed_packet" in reason:
+        return AnystoreError(
+            f"A value is too large for {where}: {reason}. Values written by this version are "
+            "chunked (1 MiB rows); this one was sent whole: raise the server's "
+            "max_allowed_packet to read it."
+        )
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return BackendUnavailable(f"Database {where} is unavailable: {reason}")
+    return AnystoreError(f"Database error on {where}: {reason}")

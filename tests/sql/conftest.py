@@ -1,0 +1,60 @@
+"""Fixtures of the SQL tests: a fresh table on each database (SQLite file and memory, and the
+loopback PostgreSQL and MariaDB services), dropped afterwards with its chunk table."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from anystore_sql.engines import parse_uri
+from anystore_sql.schema import chunk_table_name
+from tests.services import require_port
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+MARIADB = "mysql://root@127.0.0.1:3306/test"
+
+
+def _table() -> str:
+    return f"t_{uuid.uuid4().hex[:16]}"
+
+
+def _drop(url: str, table: str) -> None:
+    engine = create_engine(parse_uri(url)[0])
+    with engine.begin() as connection:
+        for name in (table, chunk_table_name(table)):
+            connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    engine.dispose()
+
+
+def _database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    table = _table()
+    if request.param == "sqlite-file":
+        yield f"sqlite:///{tmp_path}/store.db?table={table}"
+        return
+    if request.param == "sqlite-memory":
+        yield f"sqlite://?table={table}"
+        return
+    url, port, name = (
+        (POSTGRES, 5432, "PostgreSQL")
+        if request.param == "postgresql"
+        else (MARIADB, 3306, "MariaDB")
+    )
+    require_port("127.0.0.1", port, name)
+    yield f"{url}?table={table}"
+    _drop(url, table)
+
+
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql", "mariadb"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL with a fresh table of its own (dropped afterwards)."""
+    yield from _database(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
+def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Like `database`, but one that several processes can open."""
+    yield from _database(request, tmp_path)
