@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,24 +18,9 @@ from tests.locks import (
     assert_crashed_holder_lapses,
     assert_exclusive_across_processes,
 )
-from tests.services import free_port, in_ci, require_port
+from tests.redis.servers import HOST, PORT, start_redis
+from tests.services import free_port
 from tests.transfer import move_200mb
-
-HOST, PORT = "127.0.0.1", 6379
-
-
-@pytest.fixture
-def client() -> redis.Redis:
-    require_port(HOST, PORT, "Redis")
-    return redis.Redis(host=HOST, port=PORT, db=0)
-
-
-@pytest.fixture
-def prefix(client: redis.Redis) -> Iterator[str]:
-    name = f"anystore-test-{uuid.uuid4().hex}"
-    yield name
-    for key in client.scan_iter(match=f"{name}*", count=1000):
-        client.delete(key)
 
 
 class TestRedis(StoreTests):
@@ -159,45 +140,25 @@ def test_wrong_password(client: redis.Redis) -> None:
     assert "wrong@" not in str(error.value)
 
 
-def _start_redis(port: int, *extra: str) -> subprocess.Popen[bytes]:
-    server = shutil.which("redis-server")
-    if server is None:
-        if in_ci():
-            pytest.fail("redis-server is not installed; CI needs it")
-        pytest.skip("redis-server is not installed")
-    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    process = subprocess.Popen([*command, "--appendonly", "no", *extra], stdout=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            if redis.Redis(port=port, socket_connect_timeout=0.2).ping():
-                return process
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    pytest.fail("a second redis-server did not start")
-
-
 def test_recovers_after_server_restart() -> None:
     port = free_port()
-    process = _start_redis(port)
+    server = start_redis(port)
     try:
         store = get_store(f"redis://127.0.0.1:{port}/0/restart", socket_connect_timeout=0.5)
         store.put("k", "before")
-        process.terminate()
-        process.wait(10)
+        server.stop()
         with pytest.raises(BackendUnavailable, match=str(port)):
             store.get("k")
-        process = _start_redis(port)
+        server = start_redis(port)
         store.put("k", "after")  # same store object, same pool
         assert store.get("k") == "after"
     finally:
-        process.kill()
-        process.wait(10)
+        server.stop()
 
 
 def test_unix_socket(tmp_path: Path) -> None:
     socket_path = tmp_path / "redis.sock"
-    process = _start_redis(free_port(), "--unixsocket", str(socket_path))
+    server = start_redis(free_port(), "--unixsocket", str(socket_path))
     try:
         store = get_store(f"unix://{socket_path}?db=1&prefix=via/socket")
         store.put("k", "over the socket")
@@ -206,8 +167,7 @@ def test_unix_socket(tmp_path: Path) -> None:
         raw = redis.Redis(unix_socket_path=str(socket_path), db=1)
         assert raw.get("via/socket/k") == b"over the socket"
     finally:
-        process.kill()
-        process.wait(10)
+        server.stop()
 
 
 @pytest.mark.slow

@@ -79,7 +79,6 @@ class RedisBackend(Backend):
         self._put = self.client.register_script(scripts.PUT)
         self._commit = self.client.register_script(scripts.COMMIT)
         self._open = self.client.register_script(scripts.OPEN)
-        self._range = self.client.register_script(scripts.RANGE)
         self._cleanup = self.client.register_script(scripts.CLEANUP)
         self._release = self.client.register_script(scripts.RELEASE)
 

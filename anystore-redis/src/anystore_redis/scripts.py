@@ -2,8 +2,8 @@
 
 Every write through anystore stamps the value's metadata hash with a fresh version token (field
 `v`) in the same atomic step as the value itself; delete and pop remove the hash. A read handle
-remembers the token and the size it opened on, and each range it reads checks both first, so it
-never returns bytes of two versions (see `streams.py`).
+remembers the token and the size it opened on, and each range it reads checks both in the same
+MULTI, so it never returns bytes of two versions (see `streams.py`).
 """
 
 from __future__ import annotations
@@ -74,17 +74,6 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
 return {redis.call('STRLEN', KEYS[1]), redis.call('HGET', KEYS[2], 'v') or ''}
-"""
-
-# One range of the version a handle opened on, or nil when the value has another size or token
-# since (overwritten, deleted, popped or expired). KEYS: value, meta. ARGV: first, last, size,
-# version.
-RANGE = """
-if redis.call('STRLEN', KEYS[1]) ~= tonumber(ARGV[3])
-    or (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[4] then
-  return false
-end
-return redis.call('GETRANGE', KEYS[1], ARGV[1], ARGV[2])
 """
 
 # Remove streaming-write temp keys idle for at least ARGV[2] ms. A writer renews its temp key's
