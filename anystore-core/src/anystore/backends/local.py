@@ -283,28 +283,30 @@ class LocalBackend(Backend):
                 if not (result.st_mode & TTL_HINT and self._expired(prefix, result)):
                     yield prefix
                 return
-        seen: set[tuple[int, int]] = set()
-        stack = [prefix]
+        # Each folder comes with the folders above it (only tracked when following symlinks,
+        # so that a symlink back up ends the walk there).
+        stack: list[tuple[str, frozenset[tuple[int, int]]]] = [(prefix, frozenset())]
         while stack:
-            folder = stack.pop()
-            listed = self._list_folder(folder, seen)
+            folder, above = stack.pop()
+            listed = self._list_folder(folder, above)
             if listed is None:
                 continue
-            files, subfolders, ttl_names = listed
+            files, subfolders, ttl_names, above = listed
             key_prefix = folder + "/" if folder else ""
             for name in files:
                 if ttl_names and name in ttl_names and self._expired(key_prefix + name):
                     continue
                 yield key_prefix + name
-            stack.extend(key_prefix + name for name in reversed(subfolders))
+            stack.extend((key_prefix + name, above) for name in reversed(subfolders))
 
     def _list_folder(
-        self, folder: str, seen: set[tuple[int, int]]
-    ) -> tuple[list[str], list[str], set[str]] | None:
-        """(value names, subfolder names, names with a TTL sidecar) in `folder`, or None.
+        self, folder: str, above: frozenset[tuple[int, int]]
+    ) -> tuple[list[str], list[str], set[str], frozenset[tuple[int, int]]] | None:
+        """(value names, subfolder names, names with a TTL sidecar, the folders above its
+        subfolders) of `folder`, or None.
 
         A symlink is listed when it leads to a value inside the root; a symlinked folder is
-        entered only when following symlinks (then each folder once, so a loop ends)."""
+        entered only when following symlinks, and never when it is one of the folders above."""
         try:
             fd = self._root.open(folder, _OPEN_LISTING)
         except (OSError, InvalidKey):
@@ -315,9 +317,9 @@ class LocalBackend(Backend):
         try:
             if self.follow_symlinks:
                 result = os.fstat(fd)
-                if (result.st_dev, result.st_ino) in seen:
+                if (result.st_dev, result.st_ino) in above:
                     return None
-                seen.add((result.st_dev, result.st_ino))
+                above = above | {(result.st_dev, result.st_ino)}
             links: list[str] = []
             with os.scandir(fd) as entries:
                 for entry in entries:
@@ -329,8 +331,8 @@ class LocalBackend(Backend):
                         links.append(name)
                     elif entry.is_dir(follow_symlinks=False):
                         subfolders.append(name)
-                    else:
-                        files.append(name)
+                    elif entry.is_file(follow_symlinks=False):
+                        files.append(name)  # not a FIFO, socket or device: reads skip those
             for name in links:
                 try:
                     result = self._root.stat(_join(folder, name))
@@ -342,7 +344,7 @@ class LocalBackend(Backend):
                     subfolders.append(name)
         finally:
             os.close(fd)
-        return files, subfolders, ttl_names
+        return files, subfolders, ttl_names, above
 
     # -- derived, faster ---------------------------------------------------------------------
 
@@ -451,11 +453,12 @@ class LocalBackend(Backend):
     # -- locks -------------------------------------------------------------------------------
 
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
-        head, _ = _split(name)
+        head, leaf = _split(name)
         folder, temp, fd = self._open_temp(name, head)
         with folder:
             try:
                 try:
+                    self._refuse_outside_link(folder, leaf)
                     _write_all(fd, lockfile.content(name, token, ttl))
                 finally:
                     os.close(fd)
@@ -463,6 +466,15 @@ class LocalBackend(Backend):
                 folder.unlink_quietly(temp)
                 raise
             return lockfile.create(folder, temp, _split(lock_name(name))[1])
+
+    def _refuse_outside_link(self, folder: Folder, name: str) -> None:
+        """Raise `Outside` if `name` in `folder` is a symlink that leads out of the root."""
+        try:
+            link = stat_mode.S_ISLNK(folder.lstat(name).st_mode)
+        except OSError:
+            return
+        if link:
+            self._root.check_link(folder.key(name))
 
     def release_lock(self, name: str, token: str) -> bool:
         head, _ = _split(name)
