@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from anystore import get_store
-from anystore.exceptions import BackendUnavailable, InvalidOption
+from anystore.exceptions import AnystoreError, BackendUnavailable, InvalidOption, ReadOnly
 from anystore.store import Store
 from tests.redis.servers import HOST, PORT, PrivateRedis, start_redis
 from tests.services import free_port
@@ -104,3 +104,24 @@ def test_a_stalled_server_is_unavailable_within_the_timeout(private_redis: Priva
     assert store.get("k") in (1, 2)  # the timed-out put may or may not have been applied
     store.put("after", "resumed")
     assert store.get("after") == "resumed"
+
+
+def test_server_refusals_are_anystore_errors() -> None:
+    bob = ["bob", "on", ">pw", "~*", "+get", "+exists"]  # may read, may not run scripts
+    server = start_redis(free_port(), "--maxmemory", "3mb", "--user", *bob)
+    replica = start_redis(free_port(), "--replicaof", "127.0.0.1", str(free_port()))
+    try:
+        full = get_store(f"{server.url}/0/oom")
+        full.put("small", 1)
+        with pytest.raises(BackendUnavailable, match="cannot serve this now: OOM"):
+            full.put("big", b"x" * (4 << 20))
+        limited = get_store(f"redis://bob:pw@127.0.0.1:{server.port}/0/oom")
+        assert limited.get("small") == 1
+        with pytest.raises(AnystoreError, match="denies this user a command") as error:
+            limited.put("k", 1)
+        assert "bob:***@" in str(error.value)
+        with pytest.raises(ReadOnly, match="read-only replica"):
+            get_store(f"{replica.url}/0/ro").put("k", 1)
+    finally:
+        server.stop()
+        replica.stop()

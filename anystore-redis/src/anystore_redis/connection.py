@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from anystore.exceptions import (
     AnystoreError,
@@ -102,11 +104,8 @@ def pool(url: str, options: dict[str, Any], masked_uri: str) -> redis.Connection
 
 def _database_count(url: str, options: dict[str, Any]) -> int | None:
     """How many databases the server has (CONFIG GET databases on db 0), or None if it won't say."""
-    probe = redis.Redis.from_url(
-        _with_db0(url),
-        socket_connect_timeout=options.get("socket_connect_timeout"),
-        socket_timeout=options.get("socket_timeout"),
-    )
+    # The same options (timeouts, TLS), one attempt: this runs only to word an error message.
+    probe = redis.Redis.from_url(_with_db0(url), retry=Retry(NoBackoff(), 0), **options)
     try:
         return int(probe.config_get("databases")["databases"])
     except (redis.RedisError, KeyError, ValueError):
@@ -120,25 +119,31 @@ def translate(
 ) -> AnystoreError:
     """The anystore error that says what `error`, raised by redis-py, means for this store."""
     text = str(error)
-    if isinstance(error, AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
+    # redis-py strips a known error code off the message and keeps it as `status_code`.
+    code = getattr(error, "status_code", None) or text.partition(" ")[0]
+    if isinstance(error, AuthenticationError) or code in ("NOAUTH", "WRONGPASS"):
         return BackendUnavailable(f"Redis at {masked_uri} refused the credentials: {text}")
     if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
         return BackendUnavailable(f"Cannot reach Redis at {masked_uri}: {text}")
-    if isinstance(error, ResponseError):
-        if "DB index" in text:
-            db, count = db_index(url), _database_count(url, options)
-            has = f"it has {count} (0 to {count - 1})" if count else "it has fewer"
-            return InvalidOption(
-                f"Redis at {masked_uri} has no database {db}: {has}; choose a db index the "
-                "server has in the URI (redis://host:port/<db>), or raise its `databases` setting"
-            )
-        if "WRONGTYPE" in text:
-            return AnystoreError(
-                f"A key in {masked_uri} holds a Redis value that is not a string (written by "
-                f"another tool?); anystore reads and writes strings only: {text}"
-            )
-        if text.startswith(_TRANSIENT):
-            return BackendUnavailable(f"Redis at {masked_uri} cannot serve this now: {text}")
-        if text.startswith("READONLY"):
-            return ReadOnly(f"Redis at {masked_uri} is a read-only replica: {text}")
+    if "DB index" in text:
+        db, count = db_index(url), _database_count(url, options)
+        has = f"it has {count} (0 to {count - 1})" if count else "it has fewer"
+        return InvalidOption(
+            f"Redis at {masked_uri} has no database {db}: {has}; choose a db index the server "
+            "has in the URI (redis://host:port/<db>), or raise its `databases` setting"
+        )
+    if code == "WRONGTYPE":
+        return AnystoreError(
+            f"A key in {masked_uri} holds a Redis value that is not a string (written by another "
+            f"tool?); anystore reads and writes strings only: {text}"
+        )
+    if code in _TRANSIENT:
+        return BackendUnavailable(f"Redis at {masked_uri} cannot serve this now: {code} {text}")
+    if code == "READONLY":
+        return ReadOnly(f"Redis at {masked_uri} is a read-only replica: {text}")
+    if code == "NOPERM":
+        return AnystoreError(
+            f"Redis at {masked_uri} denies this user a command anystore needs: {text}; grant it "
+            "the string, hash, keyspace, scripting and transaction commands (+@all ~<prefix>*)"
+        )
     return AnystoreError(f"Redis at {masked_uri} failed: {type(error).__name__}: {text}")
