@@ -16,8 +16,7 @@ import io
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import IO, Any, TypeVar
 
@@ -28,10 +27,11 @@ from anystore.exceptions import InvalidKey, mask_uri
 from anystore.io import WriteHandle, open_ranged
 from anystore.keys import is_reserved, lock_name
 from anystore.settings import load_settings
-from anystore_sql import errors, statements, watchdog
+from anystore_sql import statements, watchdog
 from anystore_sql.chunks import ChunkStatements, RangeSource, new_token, read_all, write_chunks
-from anystore_sql.engines import SNAPSHOT_OPTION, WRITE_OPTION, acquire, parse_uri, release
+from anystore_sql.engines import acquire, parse_uri, release
 from anystore_sql.schema import INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
+from anystore_sql.sessions import Sessions
 from anystore_sql.settings import SqlSettings
 
 T = TypeVar("T")
@@ -45,7 +45,7 @@ def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
-class SqlBackend(Backend):
+class SqlBackend(Sessions, Backend):
     """Keeps each value in a row of one table (large ones in chunk rows), below a key prefix.
 
     Options (keywords of `get_store()`, else `ANYSTORE_SQL_*`, see settings.py): `pool_size`,
@@ -82,115 +82,6 @@ class SqlBackend(Backend):
                 self.close()
                 raise
             self._shared.checked_tables.add(table_name)
-
-    # -- connections and errors --------------------------------------------------------------
-
-    def _run(self, action: Callable[[], T], repeatable: bool = True) -> T:
-        return errors.run(
-            action,
-            self.masked_uri,
-            retries=self.settings.deadlock_retries,
-            timeout=self.settings.operation_timeout,
-            repeatable=repeatable,
-        )
-
-    def _deadline(self, connection: Connection) -> AbstractContextManager[watchdog.Deadline]:
-        # PostgreSQL only: PyMySQL has socket timeouts of its own, SQLite has no server.
-        fd = None
-        if self.dialect == "postgresql":
-            fd = connection.connection.dbapi_connection.fileno()  # type: ignore[union-attr]
-        return watchdog.deadline(fd, self.settings.operation_timeout)
-
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self._serialized(), self.engine.connect() as connection:
-            if self.dialect == "postgresql":
-                # psycopg switches autocommit on the client, which spares the ROLLBACK round
-                # trip after every read. (PyMySQL would send SET AUTOCOMMIT twice instead, and
-                # SQLite's driver autocommits already: see engines._sqlite_pragmas.)
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-            with self._deadline(connection):
-                yield connection
-
-    @contextmanager
-    def _writing(self) -> Iterator[tuple[Connection, watchdog.Deadline]]:
-        with self._serialized(), self.engine.connect() as connection:
-            connection.execution_options(**{WRITE_OPTION: True})
-            with self._deadline(connection) as watch, connection.begin():
-                yield connection, watch
-
-    @contextmanager
-    def _serialized(self) -> Iterator[None]:
-        if self._lock is None:
-            yield
-        else:
-            with self._lock:
-                yield
-
-    def _snapshot(self) -> Connection | None:
-        """A connection in a read-only snapshot transaction, or None where there is none."""
-        if self._shared.memory or (self.dialect == "sqlite" and not self._shared.wal[0]):
-            return None
-        connection = self.engine.connect()
-        try:
-            with self._deadline(connection):
-                if self.dialect == "postgresql":
-                    connection.execution_options(
-                        isolation_level="REPEATABLE READ", postgresql_readonly=True
-                    )
-                    connection.begin()
-                elif self.dialect == "sqlite":
-                    connection.execution_options(**{SNAPSHOT_OPTION: True})
-                    connection.begin()
-                else:
-                    connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    connection.exec_driver_sql(
-                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
-                    )
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _session(
-        self, connection: Connection | None
-    ) -> Callable[[], AbstractContextManager[Connection]]:
-        if connection is None:
-            return self._reading
-
-        @contextmanager
-        def held() -> Iterator[Connection]:
-            with self._deadline(connection):
-                yield connection
-
-        return held
-
-    def _end(self, connection: Connection | None) -> None:
-        """End a snapshot and return its connection to the pool (never raises)."""
-        if connection is None:
-            return
-        try:
-            with self._deadline(connection):
-                connection.rollback()
-        except Exception:
-            connection.invalidate()
-        finally:
-            connection.close()
-
-    def _read(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
-        def run() -> list[Any]:
-            with self._reading() as connection:
-                return list(connection.execute(statement, params or {}))
-
-        return self._run(run)
-
-    def _write(self, statement: Any, params: Any = None, repeatable: bool = True) -> Any:
-        def run() -> Any:
-            with self._writing() as (connection, _):
-                result = connection.execute(statement, params or {})
-                return list(result) if result.returns_rows else result.rowcount
-
-        return self._run(run, repeatable)
 
     # -- statements --------------------------------------------------------------------------
 
@@ -274,7 +165,7 @@ class SqlBackend(Backend):
                     size, _, value, _ = head
                     if size is None:
                         return bytes(value) if value is not None else self._whole(session, full)
-                    return read_all(session, self._chunked, full, bytes(value))
+                    return read_all(session, self._chunked, full, bytes(value), int(size))
             finally:
                 self._end(connection)
 
@@ -399,7 +290,7 @@ class SqlBackend(Backend):
                     connection.execute(delete(t).where(t.c.key == full))
                 value, expires, size = found
                 if size is not None:
-                    value = read_all(connection, self._chunked, full, bytes(value))
+                    value = read_all(connection, self._chunked, full, bytes(value), int(size))
                     connection.execute(self._chunked.clear, {"k": full})
                 if expires is not None and expires <= now:
                     return None

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, insert, select
 
+from anystore.exceptions import ConcurrentModification
 from anystore_sql.schema import CHUNK_BYTES, INLINE_MAX
 
 
@@ -103,10 +104,22 @@ def write_chunks(
     return size
 
 
-def read_all(connection: Connection, statements: ChunkStatements, full: str, token: bytes) -> bytes:
-    """The whole value of chunk token `token` (b'' when its rows are gone)."""
+def read_all(
+    connection: Connection, statements: ChunkStatements, full: str, token: bytes, size: int
+) -> bytes:
+    """The whole chunked value of version `token`, `size` bytes.
+
+    Raises `ConcurrentModification` when its rows do not add up to `size` (they are gone, or a
+    writer that does not know chunks overwrote the row; see the README on migration).
+    """
     rows = connection.execute(statements.all_chunks, {"k": full, "t": token})
-    return b"".join(bytes(row[0]) for row in rows)
+    data = b"".join(bytes(row[0]) for row in rows)
+    if len(data) != size:
+        raise ConcurrentModification(
+            f"The chunks of {full!r} hold {len(data)} bytes, its row says {size}: the value "
+            "changed while it was read; read it again"
+        )
+    return data
 
 
 class RangeSource:
