@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
 from anystore import get_store
 from anystore.exceptions import AnystoreError, BackendUnavailable, InvalidOption, ReadOnly
@@ -125,3 +126,15 @@ def test_server_refusals_are_anystore_errors() -> None:
     finally:
         server.stop()
         replica.stop()
+
+
+def test_scripts_are_reloaded_when_the_server_forgot_them(private_redis: PrivateRedis) -> None:
+    store = get_store(f"{private_redis.url}/0/scripts")
+    store.put("k", 1)
+    redis.Redis(port=private_redis.port).script_flush()  # a private server: flushing is ours
+    store.put_many({"k": 2, "j": 3})
+    with store.open("k", "rb") as handle:
+        assert handle.read() == b"2"
+    with store.lock("job", ttl=5):
+        pass
+    assert store.get_many(["k", "j"]) == {"k": 2, "j": 3}

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from typing import IO, Any, TypeVar
 
 import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import mask_uri
@@ -91,6 +93,21 @@ class RedisBackend(Backend):
         except redis.RedisError as error:
             raise translate(error, self._url, self._options, self.masked_uri) from None
 
+    def _script(self, script: Script, keys: list[str], args: list[Any] | None = None) -> Any:
+        """Run a registered Lua script by EVALSHA, loading it first if the server lacks it.
+
+        Calling `evalsha` directly skips redis-py's `Script.__call__` bookkeeping: ~9 us of a
+        ~130 us put.
+        """
+
+        def run() -> Any:
+            try:
+                return self.client.evalsha(script.sha, len(keys), *keys, *(args or ()))
+            except NoScriptError:
+                return script(keys=keys, args=args)  # loads it, then runs it
+
+        return self._call(run)
+
     # -- primitives --------------------------------------------------------------------------
 
     def read(self, key: str) -> bytes | None:
@@ -99,7 +116,7 @@ class RedisBackend(Backend):
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         full = self._prefix + key
         args = [time.time(), int(ttl * 1000) if ttl else 0, new_version(), data]
-        self._call(lambda: self._put(keys=[full, meta_key(full)], args=args))
+        self._script(self._put, [full, meta_key(full)], args)
 
     def delete(self, key: str) -> None:
         full = self._prefix + key
@@ -184,7 +201,7 @@ class RedisBackend(Backend):
                 full = self._prefix + key
                 keys += (full, meta_key(full))
                 args.append(data)
-            self._call(lambda keys=keys, args=args: self._put(keys=keys, args=args))
+            self._script(self._put, keys, args)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         names: list[str] = []
@@ -202,7 +219,7 @@ class RedisBackend(Backend):
 
     def release_lock(self, name: str, token: str) -> bool:
         full = self._prefix + lock_name(name)
-        return bool(self._call(lambda: self._release(keys=[full], args=[token])))
+        return bool(self._script(self._release, [full], [token]))
 
     def open_read(self, key: str) -> IO[bytes] | None:
         return streams.open_reader(self, self._prefix + key)

@@ -62,7 +62,7 @@ def open_reader(backend: RedisBackend, full: str) -> IO[bytes] | None:
     Raises `ConcurrentModification` from a read once that version is gone.
     """
     keys = [full, meta_key(full)]
-    opened = backend._call(lambda: backend._open(keys=keys))
+    opened = backend._script(backend._open, keys)
     if opened is None:
         return None
     size, version = int(opened[0]), bytes(opened[1])
@@ -157,7 +157,7 @@ def open_writer(backend: RedisBackend, full: str, ttl: float | None) -> WriteHan
         writer.flush()
         keys = [temp, full, meta_key(full)]
         args = [writer.written, int(ttl * 1000) if ttl else 0, time.time(), new_version()]
-        if not backend._call(lambda: backend._commit(keys=keys, args=args)):
+        if not backend._script(backend._commit, keys, args):
             raise writer._lost()
 
     def abort(_: Any) -> None:
@@ -194,7 +194,7 @@ def cleanup(backend: RedisBackend, older_than: float) -> int:
     args = [TEMP_KEY_TTL_MS, int(older_than * 1000)]
 
     def sweep(names: list[str]) -> int:
-        return int(backend._call(lambda: backend._cleanup(keys=names, args=args)))
+        return int(backend._script(backend._cleanup, names, args))
 
     removed, batch = 0, []
     for name in temp_keys(backend):
