@@ -122,7 +122,7 @@ def _build(connection: Connection) -> Any:
         config_kwargs={
             "connect_timeout": connection.connect_timeout,
             "read_timeout": connection.read_timeout,
-            "retries": {"max_attempts": connection.max_attempts, "mode": "standard"},
+            "retries": {"total_max_attempts": connection.max_attempts, "mode": "standard"},
             "max_pool_connections": connection.max_pool_connections,
             # No CRC over every upload (botocore's default since 1.36): it costs a pass over the
             # data and an aws-chunked body that some S3-compatible services refuse or parse

@@ -87,7 +87,7 @@ class ObjectReader(io.RawIOBase):
     def readall(self) -> bytes:
         # The rest in 1 MiB pieces of the same body, not io's default of 8 KiB per call.
         chunks = []
-        while chunk := self._read(CHUNK):
+        while chunk := self._read(CHUNK, to_end=True):
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -100,30 +100,37 @@ class ObjectReader(io.RawIOBase):
 
     # -- fetching ------------------------------------------------------------------------------
 
-    def _read(self, length: int) -> bytes:
+    def _read(self, length: int, to_end: bool = False) -> bytes:
         length = min(length, self.size - self._position)
         if length <= 0:
             return b""
         if self._body is None or self._body_at != self._position:
-            self._reopen(length)
+            self._reopen(self._range_end(length, to_end))
         elif self._body_at >= self._body_end:
-            self._reopen(self.size - self._position)  # read on past a bounded range
+            self._reopen(self.size)  # reading on past a bounded range: stream the rest
         length = min(length, self._body_end - self._position)
         data = self._run(self._take(length))
-        if len(data) != length:
-            # The body broke off, or ended early: ask again from here, pinned to the version.
+        self._position += len(data)
+        self._body_at = self._position
+        if len(data) < length:
+            # The body broke off (or ended early): ask again from here, pinned to the version.
+            end = self._body_end
             self._drop_body()
             if self._resumes >= RESUMES:
                 raise BackendUnavailable(
-                    f"S3 stopped sending {self.name!r} at byte {self._position + len(data)} of "
-                    f"{self.size} ({RESUMES + 1} attempts); open it again"
+                    f"S3 stopped sending {self.name!r} at byte {self._position} of {self.size} "
+                    f"({RESUMES + 1} attempts); open it again"
                 )
             self._resumes += 1
-            self._position += len(data)
-            return data + self._read(length - len(data))
-        self._position += length
-        self._body_at = self._position
+            self._reopen(end)
+            return data + self._read(length - len(data), to_end)
         return data
+
+    def _range_end(self, length: int, to_end: bool) -> int:
+        """Where a new ranged GET from the current position should end."""
+        if to_end or self._body_end == self._position:  # all of it, or reading on
+            return self.size
+        return min(self.size, self._position + max(length, SEEK_WINDOW))
 
     async def _take(self, length: int) -> bytes:
         """Up to `length` bytes of the body; fewer only if it ended or broke off."""
@@ -142,12 +149,10 @@ class ObjectReader(io.RawIOBase):
                 raise
         return b"".join(parts)
 
-    def _reopen(self, wanted: int) -> None:
-        """A ranged GET from the current position, pinned to the first response's ETag."""
+    def _reopen(self, end: int) -> None:
+        """A ranged GET from the current position to `end`, pinned to the first ETag."""
         self._drop_body()
         start = self._position
-        sequential = self._body_end == start  # reading on where the last range ended
-        end = self.size if sequential else min(self.size, start + max(wanted, SEEK_WINDOW))
         try:
             response = self._run(self._get(Range=f"bytes={start}-{end - 1}", IfMatch=self.etag))
         except (Refused, Missing):

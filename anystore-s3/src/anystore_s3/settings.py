@@ -32,7 +32,7 @@ class S3Settings(BaseSettings):
     )
     max_concurrency: int = Field(32, ge=1, description="Requests in flight for batch calls.")
     part_size: int = Field(
-        8 * 1024 * 1024,
+        5 * 1024 * 1024,
         ge=5 * 1024 * 1024,
         description="Bytes per multipart part of open('wb') (S3's minimum: 5 MiB).",
     )

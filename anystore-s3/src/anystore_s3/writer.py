@@ -11,6 +11,7 @@ killed leaves an incomplete upload (invisible, but billed), which `Store.cleanup
 from __future__ import annotations
 
 import concurrent.futures
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from anystore_s3.errors import Missing
 
 T = TypeVar("T")
 # S3 takes at most 10,000 parts: parts double in size every PARTS_PER_SIZE of them, so that
-# the 8 MiB default reaches past S3's 5 TiB object limit.
+# the 5 MiB default reaches S3's 5 TiB object limit.
 PARTS_PER_SIZE = 1000
 
 
@@ -64,12 +65,7 @@ class MultipartTarget:
         self._pending_size += len(piece)
         size = self._current_part_size()
         while self._pending_size >= size:
-            joined = b"".join(self._pending)
-            part, rest = joined[:size], joined[size:]
-            del joined
-            self._pending = [rest] if rest else []
-            self._pending_size = len(rest)
-            self._send(part)
+            self._send(self._take_pending(size))
             size = self._current_part_size()
         return len(piece)
 
@@ -118,10 +114,24 @@ class MultipartTarget:
 
     # -- parts ---------------------------------------------------------------------------------
 
-    def _take_pending(self) -> bytes:
-        data = b"".join(self._pending)
-        self._pending, self._pending_size = [], 0
-        return data
+    def _take_pending(self, size: int | None = None) -> bytes:
+        """The first `size` pending bytes (all by default) as one bytes object. Only the piece
+        that straddles the boundary is split, so a part costs one allocation of its size."""
+        if size is None or size >= self._pending_size:
+            data = b"".join(self._pending)
+            self._pending, self._pending_size = [], 0
+            return data
+        taken: list[bytes] = []
+        need = size
+        while need:
+            piece = self._pending.pop(0)
+            if len(piece) > need:
+                self._pending.insert(0, piece[need:])
+                piece = piece[:need]
+            taken.append(piece)
+            need -= len(piece)
+        self._pending_size -= size
+        return b"".join(taken)
 
     def _current_part_size(self) -> int:
         return self._part_size << ((self._next_part - 1) // PARTS_PER_SIZE)
@@ -142,10 +152,14 @@ class MultipartTarget:
                 Key=self._full,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=data,
+                Body=io.BytesIO(data),
             )
         )
         self._in_flight.append((number, future))
+        if number == 1:
+            # The first part lands before anything else goes: from then on the upload shows
+            # activity, which cleanup() reads where a service reports no true start time.
+            self._collect()
 
     def _collect(self) -> None:
         """Wait for the oldest part in flight and record its ETag."""

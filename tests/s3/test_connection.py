@@ -1,0 +1,178 @@
+"""S3 connections: credentials in URLs never leak, clients are shared, a stalled endpoint fails
+within its timeouts."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from anystore import get_store
+from anystore.exceptions import BackendUnavailable
+from anystore_s3.client import POOL
+from tests.services import free_port
+
+SECRET = "wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY"
+
+
+def _with_credentials(endpoint: str, key: str = "AKIAEXAMPLE", secret: str = SECRET) -> str:
+    scheme, _, host = endpoint.partition("://")
+    return f"{scheme}://{key}:{secret}@{host}"
+
+
+# -- F12: credentials in an endpoint URL or a store URI --------------------------------------
+
+
+def test_credentials_in_the_endpoint_url_work_and_stay_out_of_sight(
+    bucket: str, s3_endpoint: str
+) -> None:
+    store = get_store(f"s3://{bucket}", endpoint_url=_with_credentials(s3_endpoint))
+    store.put("k", 1)
+    assert store.get("k") == 1
+    backend: Any = store.backend
+    assert backend.endpoint == s3_endpoint
+    assert backend._connection.key == "AKIAEXAMPLE"
+    assert backend._connection.secret == SECRET
+    assert SECRET not in repr(backend._connection)
+    assert SECRET not in backend.where and SECRET not in repr(store)
+
+
+def test_credentials_in_the_store_uri(bucket: str, s3_endpoint: str) -> None:
+    store = get_store(f"s3://AKIAEXAMPLE:{SECRET}@{bucket}/pre", endpoint_url=s3_endpoint)
+    store.put("k", 2)
+    assert store.get("k") == 2
+    assert store.backend.bucket == bucket  # type: ignore[attr-defined]
+    assert SECRET not in store.uri and SECRET not in store.backend.uri
+
+
+def test_a_failing_call_shows_no_secret_in_errors_or_the_debug_log(
+    aws_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with caplog.at_level(logging.DEBUG), pytest.raises(BackendUnavailable) as error:
+        get_store(
+            "s3://bucket",
+            endpoint_url=_with_credentials(dead),
+            connect_timeout=0.5,
+            max_attempts=1,
+        )
+    assert "127.0.0.1" in str(error.value)
+    assert SECRET not in str(error.value)
+    assert any(record.name.startswith("botocore") for record in caplog.records)
+    assert SECRET not in caplog.text
+    with caplog.at_level(logging.DEBUG), pytest.raises(BackendUnavailable) as error:
+        get_store(f"s3://AKIA:{SECRET}@bucket", endpoint_url=dead, connect_timeout=0.5)
+    assert SECRET not in str(error.value) and SECRET not in caplog.text
+
+
+# -- F14: one client per endpoint and credentials --------------------------------------------
+
+
+def test_stores_on_one_endpoint_share_one_client(bucket: str, s3_endpoint: str) -> None:
+    first = get_store(f"s3://{bucket}/a", endpoint_url=s3_endpoint)
+    second = get_store(f"s3://{bucket}/b", endpoint_url=s3_endpoint)
+    other_keys = get_store(
+        f"s3://{bucket}/c", endpoint_url=s3_endpoint, access_key_id="other", secret_access_key="x"
+    )
+    other_timeouts = get_store(f"s3://{bucket}/d", endpoint_url=s3_endpoint, read_timeout=7)
+    assert first.backend.fs is second.backend.fs  # type: ignore[attr-defined]
+    assert other_keys.backend.fs is not first.backend.fs  # type: ignore[attr-defined]
+    assert other_timeouts.backend.fs is not first.backend.fs  # type: ignore[attr-defined]
+    for store in (first, second, other_keys, other_timeouts):
+        store.put("k", 1)
+        assert store.get("k") == 1
+
+
+def test_stores_opened_in_threads_share_one_client(bucket: str, s3_endpoint: str) -> None:
+    stores: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def open_one(index: int) -> None:
+        barrier.wait()
+        stores.append(get_store(f"s3://{bucket}/t{index}", endpoint_url=s3_endpoint, anon=False))
+
+    threads = [threading.Thread(target=open_one, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(stores) == 8
+    assert len({id(store.backend.fs) for store in stores}) == 1
+
+
+def test_the_last_close_drops_the_client(bucket: str, s3_endpoint: str) -> None:
+    options = {"endpoint_url": s3_endpoint, "read_timeout": 11.5}  # a connection of its own
+    before = len(POOL)
+    first = get_store(f"s3://{bucket}", **options)
+    second = get_store(f"s3://{bucket}/x", **options)
+    assert len(POOL) == before + 1
+    first.close()
+    assert len(POOL) == before + 1
+    second.put("k", 1)  # still served
+    second.close()
+    assert len(POOL) == before
+
+
+# -- timeouts: a stalled endpoint ------------------------------------------------------------
+
+
+@pytest.fixture
+def stalled_endpoint() -> Iterator[str]:
+    """A private TCP listener on a free port that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            held.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+def test_a_stalled_endpoint_is_unavailable_within_the_timeouts(
+    aws_env: None, stalled_endpoint: str
+) -> None:
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=r"127\.0\.0\.1"):
+        get_store("s3://bucket", endpoint_url=stalled_endpoint, read_timeout=0.4, max_attempts=2)
+    elapsed = time.monotonic() - start
+    assert 0.7 < elapsed < 3, f"two attempts of 0.4 s took {elapsed:.1f} s"
+
+
+def test_timeouts_from_the_environment(
+    aws_env: None, stalled_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANYSTORE_S3_READ_TIMEOUT", "0.3")
+    monkeypatch.setenv("ANYSTORE_S3_MAX_ATTEMPTS", "1")
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable, match="unavailable"):
+        get_store("s3://bucket", endpoint_url=stalled_endpoint)
+    assert time.monotonic() - start < 3
+
+
+def test_default_timeouts_reach_botocore(bucket: str, s3_endpoint: str) -> None:
+    store = get_store(f"s3://{bucket}", endpoint_url=s3_endpoint)
+    client = store.backend._run(store.backend.fs.set_session())  # type: ignore[attr-defined]
+    config = client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (3.0, 15.0)
+    assert config.retries["total_max_attempts"] == 2  # the first attempt included
