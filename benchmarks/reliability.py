@@ -58,7 +58,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             read_seconds=2.0,
             read_size=3 * MIB,
             outage=1.0,
-            stall_cap=10.0,
+            stall_cap=8.0,
             hammer_seconds=args.seconds or 3.0,
         )
     return Plan(
@@ -420,7 +420,10 @@ def main() -> None:
     began = time.monotonic()
     try:
         targets, failed = start_targets(names, base)
-        print(f"backends: {', '.join(targets)}; temporary folder {base}")
+        print(
+            f"backends: {', '.join(targets)}; private servers ready after "
+            f"{time.monotonic() - began:.0f} s; temporary folder {base}"
+        )
         print(
             f"timeout options asked for the restart and stall runs: connect {CONNECT_TIMEOUT:g} s,"
             f" operation {OPERATION_TIMEOUT:g} s; passed as:"
@@ -439,6 +442,7 @@ def main() -> None:
         down: dict[str, str] = {}
         for run in args.runs.split(","):
             results: dict[str, Any] = {}
+            run_began = time.monotonic()
             for name, target in targets.items():
                 if name in SKIP.get(run, ()):
                     continue
@@ -458,6 +462,7 @@ def main() -> None:
                     REPORTS[run](results, plan)
                 except Exception as error:  # a bug of this script: show the raw figures
                     print(f"\n{run}: report failed ({type(error).__name__}: {error}): {results}")
+                print(f"  ({run} run: {time.monotonic() - run_began:.0f} s)")
                 sys.stdout.flush()
         print(f"\ntotal {time.monotonic() - began:.0f} s")
     except KeyboardInterrupt:
