@@ -106,12 +106,12 @@ def start_postgres() -> PrivateServer:
     user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     directory = _owned_tmp(user) if os.geteuid() == 0 else Path(tempfile.mkdtemp())
     data = directory / "data"
-    run_as = {"user": user} if os.geteuid() == 0 else {}
+    run_as = user if os.geteuid() == 0 else None  # PostgreSQL refuses to run as root
     subprocess.run(
         [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
         check=True,
         capture_output=True,
-        **run_as,  # type: ignore[arg-type]
+        user=run_as,
     )
     port = free_port()
     command = [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(directory)]
@@ -119,7 +119,7 @@ def start_postgres() -> PrivateServer:
     for setting in settings:
         command += ["-c", setting]
     with open(directory / "log", "wb") as log:  # the server keeps its own descriptor
-        process = subprocess.Popen(command, stdout=log, stderr=log, **run_as)  # type: ignore[call-overload]
+        process = subprocess.Popen(command, stdout=log, stderr=log, user=run_as)
     _wait_for_port(port, process, "PostgreSQL")
     time.sleep(0.3)  # accepting TCP comes a moment before accepting logins
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -129,13 +129,15 @@ def start_postgres() -> PrivateServer:
 
 def start_mariadb() -> PrivateServer:
     """mariadb-install-db a throwaway data dir (as `mysql`) and start mariadbd on a free port."""
-    if INSTALL_DB is None or not Path(MARIADBD).exists():
+    install_db = INSTALL_DB
+    if install_db is None or not Path(MARIADBD).exists():
         _missing("MariaDB (mariadbd, mariadb-install-db)")
+        raise AssertionError("unreachable")
     user = "mysql" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     directory = _owned_tmp(user) if os.geteuid() == 0 else Path(tempfile.mkdtemp())
     data = directory / "data"
     subprocess.run(
-        [INSTALL_DB, "--no-defaults", f"--datadir={data}", f"--user={user}",
+        [install_db, "--no-defaults", f"--datadir={data}", f"--user={user}",
          "--auth-root-authentication-method=normal", "--skip-test-db"],
         check=True,
         capture_output=True,
@@ -149,7 +151,7 @@ def start_mariadb() -> PrivateServer:
     with open(directory / "log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log)
     _wait_for_port(port, process, "MariaDB")
-    import pymysql
+    import pymysql  # type: ignore[import-untyped]
 
     for _ in range(100):
         try:

@@ -13,26 +13,25 @@ row locks in key order and is retried on deadlocks (`errors.py`); statements hav
 from __future__ import annotations
 
 import io
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select
+from sqlalchemy import and_, bindparam, delete, func, or_, select
 
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import InvalidKey, mask_uri
-from anystore.io import WriteHandle, open_ranged
 from anystore.keys import is_reserved, lock_name
 from anystore.settings import load_settings
-from anystore_sql import statements, watchdog
-from anystore_sql.chunks import ChunkStatements, RangeSource, new_token, read_all, write_chunks
+from anystore_sql import statements
+from anystore_sql.chunks import ChunkStatements, read_all
 from anystore_sql.engines import acquire, parse_uri, release
 from anystore_sql.schema import INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
 from anystore_sql.sessions import Sessions
 from anystore_sql.settings import SqlSettings
+from anystore_sql.streams import Streams
 
 T = TypeVar("T")
 # Keys per page when listing, per IN (...) when reading or deleting many.
@@ -45,7 +44,7 @@ def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
-class SqlBackend(Sessions, Backend):
+class SqlBackend(Streams, Sessions, Backend):
     """Keeps each value in a row of one table (large ones in chunk rows), below a key prefix.
 
     Options (keywords of `get_store()`, else `ANYSTORE_SQL_*`, see settings.py): `pool_size`,
@@ -87,7 +86,7 @@ class SqlBackend(Sessions, Backend):
 
     def _build_statements(self) -> None:
         t = self.table
-        now = bindparam("now")
+        now: Any = bindparam("now")
         self._live = or_(t.c.expires_at.is_(None), t.c.expires_at > now)
         self._expired = and_(t.c.expires_at.is_not(None), t.c.expires_at <= now)
         self._get = select(t.c.value, t.c.size).where(t.c.key == bindparam("k"), self._live)
@@ -103,11 +102,6 @@ class SqlBackend(Sessions, Backend):
         self._take_lock = statements.take_lock(t, self.dialect)
         self._lock_holder = select(t.c.value).where(t.c.key == bindparam("k"))
         self._chunked = ChunkStatements(t, self.chunks, self._live)
-
-    def _row(
-        self, full: str, data: bytes, ttl: float | None, now: float, size: int | None = None
-    ) -> dict[str, Any]:
-        return {"k": full, "v": data, "now": now, "exp": now + ttl if ttl else None, "sz": size}
 
     def _maybe_purge(self, now: float) -> None:
         if now - self._last_purge > PURGE_INTERVAL:
@@ -152,29 +146,6 @@ class SqlBackend(Sessions, Backend):
         value, size = rows[0]
         return bytes(value) if size is None else self._read_chunked(full)
 
-    def _read_chunked(self, full: str) -> bytes | None:
-        # One session for the head and the chunks: a snapshot, or the in-memory lock held.
-        def run() -> bytes | None:
-            connection = self._snapshot()
-            try:
-                with self._session(connection)() as session:
-                    row = session.execute(self._chunked.head, {"k": full, "now": time.time()})
-                    head = row.first()
-                    if head is None:
-                        return None
-                    size, _, value, _ = head
-                    if size is None:
-                        return bytes(value) if value is not None else self._whole(session, full)
-                    return read_all(session, self._chunked, full, bytes(value), int(size))
-            finally:
-                self._end(connection)
-
-        return self._run(run)
-
-    def _whole(self, session: Connection, full: str) -> bytes:
-        value = session.execute(select(self.table.c.value).where(self.table.c.key == full))
-        return bytes(value.scalar_one())
-
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         now = time.time()
         if len(data) > INLINE_MAX:
@@ -182,32 +153,6 @@ class SqlBackend(Sessions, Backend):
         else:
             self._write(self._upsert, self._row(self._prefix + key, data, ttl, now))
         self._maybe_purge(now)
-
-    def _write_chunked(self, key: str, source: IO[bytes], size: int, ttl: float | None) -> None:
-        def run() -> None:
-            with self._writing() as (connection, watch):
-                self._publish(connection, watch, self._prefix + key, source, size, ttl)
-
-        self._run(run)
-
-    def _publish(
-        self,
-        connection: Connection,
-        watch: watchdog.Deadline,
-        full: str,
-        source: IO[bytes],
-        size: int,
-        ttl: float | None,
-    ) -> None:
-        # The row first (its lock orders writers of this key), then its chunks.
-        now = time.time()
-        token = new_token()
-        source.seek(0)
-        watch.renew()
-        connection.execute(self._upsert, self._row(full, token, ttl, now, size))
-        written = write_chunks(connection, self._chunked, full, token, source, now, watch.renew)
-        if written != size:
-            raise RuntimeError(f"wrote {written} of {size} bytes of {full!r}")
 
     def delete(self, key: str) -> None:
         full = self._prefix + key
@@ -372,61 +317,6 @@ class SqlBackend(Sessions, Backend):
         # Lapsed: remove it if it is still ours (nobody else needed it), but report the loss.
         self._write(delete(t).where(ours))
         return False
-
-    # -- streams -----------------------------------------------------------------------------
-
-    def open_read(self, key: str) -> IO[bytes] | None:
-        full = self._prefix + key
-        return self._run(lambda: self._open(full))
-
-    def _open(self, full: str) -> IO[bytes] | None:
-        connection = self._snapshot()
-        session = self._session(connection)
-        handed_over = False
-        try:
-            with session() as opened:
-                head = opened.execute(self._chunked.head, {"k": full, "now": time.time()}).first()
-            if head is None:
-                return None
-            size, length, value, updated = head
-            if size is None and value is not None:
-                return io.BytesIO(bytes(value))  # small: read whole, one statement
-            source = RangeSource(
-                session, self._chunked, full, None if size is None else bytes(value), updated
-            )
-            total = int(size if size is not None else length)
-            handle = open_ranged(
-                total,
-                lambda start, length: self._run(lambda: source(start, length), False),
-                on_close=(lambda: self._end(connection)) if connection is not None else None,
-            )
-            handed_over = True
-            return handle
-        finally:
-            if not handed_over:
-                self._end(connection)
-
-    def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
-        # Spooled to a temp file, then written in one short transaction on close: chunk by
-        # chunk (bounded memory), retried as a whole on a deadlock, and holding no lock while
-        # the caller is still producing the value (on SQLite the lock is the whole database).
-        # A value up to INLINE_MAX stays in memory; a larger one goes to disk at once (core's
-        # default spool keeps 8 MiB in memory first).
-        spool = tempfile.SpooledTemporaryFile(max_size=INLINE_MAX)
-
-        def commit(spool: IO[bytes]) -> None:
-            try:
-                size = spool.seek(0, io.SEEK_END)
-                spool.seek(0)
-                if size <= INLINE_MAX:
-                    self.write(key, spool.read(), ttl)
-                else:
-                    self._write_chunked(key, spool, size, ttl)
-                    self._maybe_purge(time.time())
-            finally:
-                spool.close()
-
-        return WriteHandle(spool, commit, lambda spool: spool.close())  # type: ignore[arg-type]
 
     def close(self) -> None:
         # The engine is shared by the stores on the same database: the last one disposes it.

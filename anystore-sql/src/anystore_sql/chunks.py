@@ -36,7 +36,8 @@ class ChunkStatements:
 
     def __init__(self, table: Table, chunks: Table, live: Any) -> None:
         t, c = table, chunks
-        key, token = bindparam("k"), bindparam("t")
+        key: Any = bindparam("k")
+        token: Any = bindparam("t")
         self.clear = delete(c).where(c.c.key == key)
         self.clear_many = delete(c).where(c.c.key.in_(bindparam("keys", expanding=True)))
         self.add = insert(c).values(
@@ -56,7 +57,8 @@ class ChunkStatements:
             case((~inline, t.c.value), (func.length(t.c.value) <= INLINE_MAX, t.c.value)),
             t.c.updated_at,
         ).where(t.c.key == key, live)
-        start, length = bindparam("start"), bindparam("length")
+        start: Any = bindparam("start")
+        length: Any = bindparam("length")
         self.chunk_range = select(func.substr(c.c.data, start, length)).where(
             c.c.key == key, c.c.seq == bindparam("seq"), c.c.token == token
         )

@@ -38,7 +38,7 @@ def _contention(error: DBAPIError) -> bool:
     orig = error.orig
     if getattr(orig, "sqlstate", None) in _RETRY_STATES:
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[object, ...] = getattr(orig, "args", ())
     return bool(args) and args[0] in _RETRY_CODES
 
 

@@ -55,8 +55,8 @@ def upsert(table: Table, dialect: str) -> Any:
                 ("size", new.size),
             ]
         )
-    new = statement.excluded  # type: ignore[attr-defined]
-    return statement.on_conflict_do_update(  # type: ignore[attr-defined]
+    new = statement.excluded
+    return statement.on_conflict_do_update(
         index_elements=[table.c.key],
         set_={
             "created_at": _kept_created(table, new.updated_at),
@@ -86,8 +86,8 @@ def take_lock(table: Table, dialect: str) -> Any:
                 for column in ("value", "size", "created_at", "updated_at", "expires_at")
             ]
         )
-    new = statement.excluded  # type: ignore[attr-defined]
-    return statement.on_conflict_do_update(  # type: ignore[attr-defined]
+    new = statement.excluded
+    return statement.on_conflict_do_update(
         index_elements=[table.c.key],
         set_={
             "value": new.value,

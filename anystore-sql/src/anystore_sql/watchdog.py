@@ -24,6 +24,18 @@ _fired: set[int] = set()
 _thread: threading.Thread | None = None
 
 
+def _after_fork() -> None:
+    # The thread does not survive a fork, and the lock may have been held by it: start afresh.
+    global _lock, _thread
+    _lock = threading.Condition()
+    _thread = None
+    _deadlines.clear()
+    _fired.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def _run() -> None:
     with _lock:
         while True:
