@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import io
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +16,7 @@ from sqlalchemy import Column, Float, Index, LargeBinary, MetaData, Table, event
 from sqlalchemy.dialects import mysql
 
 from anystore import get_store
-from anystore.exceptions import ConcurrentModification
+from anystore.exceptions import AnystoreError, ConcurrentModification
 from anystore.store import Store
 from anystore_sql.schema import CHUNK_BYTES, KeyType
 from tests.transfer import move_200mb
@@ -223,3 +226,37 @@ def test_a_table_of_the_old_schema_keeps_working(database: str) -> None:
     store.put("old/big", big[::-1])  # rewritten as chunks
     assert store.get("old/big", serialization_mode="raw") == big[::-1]
     assert sorted(store.iterate_keys()) == ["old/big", "old/small"]
+
+
+def test_a_table_that_cannot_be_migrated_says_what_to_run(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path}/old.db")
+    _legacy_table("cache").metadata.create_all(engine)
+    engine.dispose()
+    # Read-only access: the ALTER TABLE that migrates the table is refused.
+    uri = f"sqlite:///file:{tmp_path}/old.db?mode=ro&uri=true&table=cache"
+    with pytest.raises(AnystoreError, match="ADD COLUMN size BIGINT NULL") as error:
+        get_store(uri)
+    assert "older anystore-sql" in str(error.value)
+
+
+WRITER = """
+import sys
+from anystore import get_store
+get_store(sys.argv[1], busy_timeout=2000).put("k", b"new" * 1000)
+"""
+
+
+def test_an_open_reader_does_not_block_another_process_writing(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/shared.db"
+    store = get_store(uri)
+    old = _data(3 * MIB)
+    store.put("k", old)
+    with store.open("k", "rb") as handle:
+        head = handle.read(MIB)
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-c", WRITER, uri], check=True, timeout=60)
+        assert time.monotonic() - start < 10
+        assert head + handle.read() == old
+    assert store.get("k", serialization_mode="raw") == b"new" * 1000

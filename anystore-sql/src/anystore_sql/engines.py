@@ -181,9 +181,12 @@ def _sqlite_pragmas(shared: SharedEngine, settings: SqlSettings) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not shared.memory:
-            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()
-            # Without WAL (a file system that cannot share memory maps), a reader holding a
-            # snapshot would block writers: read handles check versions instead.
+            try:
+                mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()
+            except Exception:  # a read-only file cannot switch; it reads as it is
+                mode = cursor.execute("PRAGMA journal_mode").fetchone()
+            # Without WAL (a read-only file, a file system that cannot share memory maps), a
+            # reader holding a snapshot would block writers: read handles check versions.
             shared.wal[0] = bool(mode) and str(mode[0]).lower() == "wal"
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(settings.busy_timeout)}")
