@@ -66,6 +66,44 @@ class Backend:
     max_key_bytes: int | None = None
     max_segment_bytes: int | None = None
 
+    @staticmethod
+    def split_uri(uri: str) -> tuple[str, str]:
+        """Split the URI of one value into (store URI, key), for `anystore.smart`.
+
+        The default splits off the last path segment: `s3://bucket/a/b.json` is the key `b.json`
+        of `s3://bucket/a`, a query string stays with the store (`redis://h/0/a/b?x=1`), and a
+        `prefix=` query parameter holds the key instead where there is one (`sqlite:///f.db?
+        prefix=a/b` is `b` in `?prefix=a`). A plain path (no `://`) is split literally. Override
+        it (a staticmethod or classmethod) where a URI's path means something else. Raises
+        `InvalidKey` for a URI that names no value.
+        """
+        from urllib.parse import quote, unquote
+
+        from anystore.exceptions import InvalidKey
+
+        if "://" not in uri:
+            head, sep, key = uri.rpartition("/")
+            if key:
+                return (head or "/") if sep else ".", key
+            raise InvalidKey(f"{uri!r} names a folder, not a value: add the key's name")
+        scheme, _, rest = uri.partition("://")
+        path, mark, query = rest.partition("?")
+        params = query.split("&") if mark else []
+        for index, param in enumerate(params):
+            if param.startswith("prefix="):
+                head, _, key = unquote(param[len("prefix=") :]).strip("/").rpartition("/")
+                if not key:
+                    break
+                if head:
+                    params[index] = "prefix=" + quote(head, safe="/")
+                else:
+                    del params[index]
+                return f"{scheme}://{path}" + ("?" + "&".join(params) if params else ""), key
+        head, sep, key = path.rpartition("/")
+        if not sep or not key:
+            raise InvalidKey(f"{uri!r} names a store, not a value in it: add the key's name")
+        return f"{scheme}://{head}{mark}{query}", key
+
     def __init__(self, uri: str) -> None:
         # Subclasses take their own options as keyword arguments; an unknown one is a TypeError,
         # which get_store() reports as InvalidOption.

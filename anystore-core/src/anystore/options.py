@@ -10,10 +10,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from anystore.exceptions import InvalidOption
+
+if TYPE_CHECKING:
+    from anystore.store import Store
+
+T = TypeVar("T")
 
 SerializationMode = Literal["auto", "raw", "json", "pickle"]
 SERIALIZATION_MODES: tuple[SerializationMode, ...] = ("auto", "raw", "json", "pickle")
@@ -40,6 +46,14 @@ class StoreOptions:
     def __post_init__(self) -> None:
         check_mode(self.serialization_mode)
         check_ttl(self.default_ttl, "default_ttl")
+        for name in ("raise_on_nonexist", "store_none_values"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidOption(f"{name} must be True or False, not {getattr(self, name)!r}")
+        for name in ("serialization_func", "deserialization_func"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise InvalidOption(f"{name} must be a callable or None")
+        if self.model is not None and not isinstance(self.model, type):
+            raise InvalidOption(f"model must be a pydantic model class or None, not {self.model!r}")
 
     def updated(self, **changes: Any) -> StoreOptions:
         """Return a copy with the non-None `changes` applied."""
@@ -47,6 +61,57 @@ class StoreOptions:
 
 
 OPTION_NAMES = frozenset(f.name for f in fields(StoreOptions))
+
+
+class StoreOption(Generic[T]):
+    """A `Store` attribute that reads and replaces one field of `store.options`.
+
+    `store.default_ttl = 60` takes effect on the next call; the new options are validated like
+    get_store()'s (`InvalidOption`). The options stay one frozen object, which the hot paths read
+    once per call.
+    """
+
+    name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, store: None, owner: type | None = None) -> StoreOption[T]: ...
+
+    @overload
+    def __get__(self, store: Store, owner: type | None = None) -> T: ...
+
+    def __get__(self, store: Store | None, owner: type | None = None) -> Any:
+        if store is None:
+            return self
+        return getattr(store.options, self.name)
+
+    def __set__(self, store: Store, value: T) -> None:
+        changes: dict[str, Any] = {self.name: value}
+        store.options = replace(store.options, **changes)
+
+
+def model_value(value: Any, model: type) -> Any:
+    """`value` validated into the pydantic `model` (an instance passes as it is).
+
+    Raises `SerializationError` naming what did not validate, `InvalidOption` for a non-model.
+    """
+    from anystore.exceptions import SerializationError
+
+    validate = getattr(model, "model_validate", None)
+    if validate is None:
+        raise InvalidOption(f"model= must be a pydantic model class, not {model!r}")
+    if isinstance(value, model):
+        return value
+    from pydantic import ValidationError
+
+    try:
+        return validate(value)
+    except ValidationError as error:
+        raise SerializationError(
+            f"The value does not validate as {model.__name__}: {error}"
+        ) from None
 
 
 def check_mode(mode: str) -> None:
@@ -65,13 +130,83 @@ def check_ttl(ttl: float | None, name: str = "ttl") -> None:
         raise InvalidOption(f"{name} must be a positive number of seconds, not {ttl!r}")
 
 
-def environment_options() -> tuple[str | None, StoreOptions, set[str]]:
-    """Read `ANYSTORE_*` from the environment: (uri, options, disabled plugin names).
+# Set while a configuration document is read, so that the get_store() inside smart_read() does
+# not read the document again (and again).
+_READING_CONFIG: ContextVar[bool] = ContextVar("anystore_reading_config", default=False)
+# What a configuration document may set: the store's URI and the options a file can hold.
+CONFIG_KEYS = frozenset(
+    {"uri", "serialization_mode", "raise_on_nonexist", "default_ttl", "store_none_values"}
+    | {"backend_config"}
+)
 
-    pydantic-settings is imported only when such a variable is set: start-up stays fast for the
-    common case, and the environment is still validated with clear errors when it is used.
+
+def read_config(uri: str, kind: Literal["json", "yaml"]) -> dict[str, Any]:
+    """The store configuration (`uri` plus options) in the JSON or YAML document at `uri`.
+
+    `ttl` is taken as `default_ttl`. Raises `InvalidOption` for a document that is not a mapping
+    of known, valid options, `DoesNotExist` when there is none, `NotSupported` for YAML without
+    PyYAML (`pip install "anystore-core[yaml]"`).
     """
-    if not any(name.upper().startswith("ANYSTORE_") for name in os.environ):
+    from anystore.smart import smart_read
+
+    token = _READING_CONFIG.set(True)
+    try:
+        text = smart_read(uri)
+    finally:
+        _READING_CONFIG.reset(token)
+    if kind == "yaml":
+        try:
+            import yaml
+        except ImportError:
+            from anystore.exceptions import NotSupported
+
+            raise NotSupported(
+                'Store configurations in YAML need PyYAML: pip install "anystore-core[yaml]" '
+                "(or write the document as JSON and use ANYSTORE_JSON_URI)"
+            ) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise InvalidOption(f"The store configuration at {uri} is not YAML: {error}") from None
+    else:
+        import orjson
+
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as error:
+            raise InvalidOption(f"The store configuration at {uri} is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise InvalidOption(
+            f"The store configuration at {uri} must be a mapping of options (uri, "
+            f"serialization_mode, ...), not {type(data).__name__}"
+        )
+    if "ttl" in data:
+        data["default_ttl"] = data.pop("ttl")
+    unknown = sorted(set(data) - CONFIG_KEYS)
+    if unknown:
+        raise InvalidOption(
+            f"Unknown option(s) {', '.join(map(str, unknown))} in the store configuration at "
+            f"{uri}: it takes {', '.join(sorted(CONFIG_KEYS))}"
+        )
+    if not isinstance(data.get("uri", ""), str) or not isinstance(
+        data.get("backend_config", {}), dict
+    ):
+        raise InvalidOption(f"In {uri}: uri must be a string and backend_config a mapping")
+    StoreOptions(**{k: v for k, v in data.items() if k != "uri"})  # validates the values
+    return data
+
+
+def environment_options() -> tuple[str | None, StoreOptions, set[str]]:
+    """Read `ANYSTORE_*` from the environment and a `.env` file: (uri, options, disabled plugin
+    names), over the configuration document `ANYSTORE_YAML_URI`/`ANYSTORE_JSON_URI` names.
+
+    pydantic-settings is imported only when such a variable or a `.env` file is there: start-up
+    stays fast for the common case, and the settings are still validated with clear errors.
+    Precedence: an `ANYSTORE_*` variable over the document over the defaults.
+    """
+    if not any(name.upper().startswith("ANYSTORE_") for name in os.environ) and not (
+        os.path.isfile(".env")
+    ):
         return None, StoreOptions(), set()
     from pydantic import ValidationError
 
@@ -85,11 +220,25 @@ def environment_options() -> tuple[str | None, StoreOptions, set[str]]:
             for e in error.errors()
         )
         raise InvalidOption(f"Bad anystore setting in the environment: {problems}") from None
-    options = StoreOptions(
-        serialization_mode=settings.serialization_mode,
-        raise_on_nonexist=settings.raise_on_nonexist,
-        default_ttl=settings.default_ttl,
-        store_none_values=settings.store_none_values,
-        backend_config=settings.backend_config,
-    )
-    return settings.uri, options, settings.disabled_plugins
+    values = settings.model_dump()
+    explicit = settings.model_fields_set
+    document = config_document(settings)
+    for name, value in document.items():
+        if name == "backend_config":
+            values[name] = {**value, **(values[name] if name in explicit else {})}
+        elif name not in explicit:
+            values[name] = value
+    options = StoreOptions(**{name: values[name] for name in CONFIG_KEYS - {"uri"}})
+    return values["uri"], options, settings.disabled_plugins
+
+
+def config_document(settings: Any) -> dict[str, Any]:
+    """The configuration read from `settings.yaml_uri`/`json_uri` ({} without one, or while a
+    document is being read). Raises `InvalidOption` when both are set."""
+    if _READING_CONFIG.get() or not (settings.yaml_uri or settings.json_uri):
+        return {}
+    if settings.yaml_uri and settings.json_uri:
+        raise InvalidOption("Set ANYSTORE_YAML_URI or ANYSTORE_JSON_URI, not both")
+    if settings.yaml_uri:
+        return read_config(settings.yaml_uri, "yaml")
+    return read_config(settings.json_uri, "json")

@@ -1,4 +1,7 @@
-"""Settings read from the environment (prefix `ANYSTORE_`, nested delimiter `__`).
+"""Settings read from the environment (prefix `ANYSTORE_`, nested delimiter `__`) and a `.env` file.
+
+`ANYSTORE_YAML_URI` / `ANYSTORE_JSON_URI` name a document (at any URI) holding a store
+configuration; its values come after the `ANYSTORE_*` variables (see `anystore.options`).
 
 Keyword options to `get_store()` win over these, and these win over the defaults. Plugins add their
 own classes with their own prefix (`ANYSTORE_REDIS_`, `ANYSTORE_SQL_`, ...).
@@ -22,7 +25,13 @@ class Settings(BaseSettings):
     """The core settings; each field is also a `get_store()` keyword (`uri` is its argument)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ANYSTORE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="ANYSTORE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        # A .env file in the working directory, read as pydantic-settings reads it; variables in
+        # the environment win over it.
+        env_file=".env",
+        env_file_encoding="utf-8",
     )
 
     uri: str = Field(DEFAULT_URI, description="The store opened by get_store() without a URI.")
@@ -32,6 +41,12 @@ class Settings(BaseSettings):
     store_none_values: bool = Field(True, description="Store None as JSON null (else skip).")
     backend_config: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword options passed to the backend."
+    )
+    yaml_uri: str | None = Field(
+        None, description="A YAML document (any URI) with the store's uri and options."
+    )
+    json_uri: str | None = Field(
+        None, description="A JSON document (any URI) with the store's uri and options."
     )
     disable_plugins: str = Field(
         "", description="Comma-separated plugin names not to load (entry-point names)."

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 
 class Stats(BaseModel):
@@ -30,6 +30,12 @@ class Stats(BaseModel):
     """A URI for the value itself (the store URI joined with the key)."""
     expires_at: datetime | None = None
     """When the key stops being visible, if it has a TTL."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def name(self) -> str:
+        """The key's last segment (`b.json` for `a/b.json`): computed, so `trusted` stays fast."""
+        return self.key.rpartition("/")[2]
 
     @classmethod
     def trusted(

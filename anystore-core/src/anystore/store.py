@@ -12,12 +12,13 @@ import io
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from anystore.backend import Backend
-from anystore.exceptions import DoesNotExist, InvalidOption, ReadOnly, mask_uri
+from anystore.exceptions import AnystoreError, DoesNotExist, InvalidOption, ReadOnly, mask_uri
 from anystore.io import CHUNK_SIZE, TextWriteHandle, iter_lines
 from anystore.keys import (
     RESERVED_PREFIX,
@@ -36,6 +37,7 @@ from anystore.options import (
     OPTION_NAMES,
     ReadMode,
     SerializationMode,
+    StoreOption,
     StoreOptions,
     WriteMode,
     check_ttl,
@@ -86,6 +88,16 @@ class Store:
             if max_key is None and max_segment is None
             else lambda key: limited_key(key, max_key, max_segment)
         )
+
+    # Options assignable on the store (`store.default_ttl = 60`), validated like get_store()'s.
+    serialization_mode = StoreOption[SerializationMode]()
+    raise_on_nonexist = StoreOption[bool]()
+    default_ttl = StoreOption["int | None"]()
+    store_none_values = StoreOption[bool]()
+    model = StoreOption["type | None"]()
+    serialization_func = StoreOption["Callable[[Any], Any] | None"]()
+    deserialization_func = StoreOption["Callable[[bytes], Any] | None"]()
+    backend_config = StoreOption["Mapping[str, Any]"]()
 
     def __repr__(self) -> str:
         return f"<Store {self.uri} ({type(self.backend).__name__})>"
@@ -155,13 +167,19 @@ class Store:
         serialization_mode: SerializationMode | None = None,
         serialization_func: Callable[[Any], Any] | None = None,
         store_none_values: bool | None = None,
+        model: type | None = None,
     ) -> None:
-        """Write `value` at `key`, overwriting silently.
+        """Write `value` at `key`, overwriting silently; `model=` validates it into that pydantic
+        model first (a dict, or an instance) and stores the model's JSON.
 
         Raises `InvalidKey`, `SerializationError`, `ReadOnly` or `BackendUnavailable`.
         """
         key = self._key(key)
         options = self.options
+        if model is not None:
+            from anystore.options import model_value
+
+            value = model_value(value, model)
         if value is None:
             keep = options.store_none_values if store_none_values is None else store_none_values
             if not keep:
@@ -298,11 +316,19 @@ class Store:
             return None
         return self._decode(data, serialization_mode, model, deserialization_func)
 
-    def delete(self, key: str) -> None:
-        """Delete `key`; deleting a missing key does nothing. Raises `InvalidKey`."""
+    def delete(self, key: str, *, ignore_errors: bool = False) -> None:
+        """Delete `key`; deleting a missing key does nothing. Raises `InvalidKey`, `ReadOnly`.
+
+        `ignore_errors=True` also swallows what the backend raises (unavailable, read-only), for
+        best-effort clean-ups; an invalid key still raises.
+        """
         key = self._key(key)
-        self._writable()
-        self.backend.delete(key)
+        try:
+            self._writable()
+            self.backend.delete(key)
+        except AnystoreError:
+            if not ignore_errors:
+                raise
 
     def exists(self, key: str) -> bool:
         """Tell whether `key` holds a live value. Raises `InvalidKey`."""
@@ -440,6 +466,7 @@ class Store:
         *,
         raise_on_nonexist: Raising = None,
         ttl: float | None = None,
+        compression: str | None = None,
     ) -> IO[bytes]: ...
 
     @overload
@@ -450,6 +477,7 @@ class Store:
         *,
         raise_on_nonexist: Raising = None,
         ttl: float | None = None,
+        compression: str | None = None,
     ) -> IO[str]: ...
 
     @overload
@@ -460,6 +488,7 @@ class Store:
         *,
         raise_on_nonexist: bool,
         ttl: float | None = None,
+        compression: str | None = None,
     ) -> IO[bytes] | None: ...
 
     @overload
@@ -470,6 +499,7 @@ class Store:
         *,
         raise_on_nonexist: bool,
         ttl: float | None = None,
+        compression: str | None = None,
     ) -> IO[str] | None: ...
 
     @overload
@@ -480,6 +510,7 @@ class Store:
         *,
         raise_on_nonexist: bool | None = None,
         ttl: float | None = None,
+        compression: str | None = None,
     ) -> IO[Any] | None: ...
 
     def open(
@@ -489,27 +520,67 @@ class Store:
         *,
         raise_on_nonexist: bool | None = None,
         ttl: float | None = None,
+        compression: str | None = None,
     ) -> IO[Any] | None:
         """Open `key` as a file-like handle: `rb`, `r` (UTF-8), `wb` or `w`.
 
         Reading streams in bounded memory; a write becomes visible on close, whole or not at all
-        (an exception inside the `with` block discards it). Raises `DoesNotExist` for reading a
-        missing key (or returns None), `InvalidKey`, `InvalidOption` for another mode.
+        (an exception inside the `with` block discards it). `compression` (`gz`, `bz2`, `xz`,
+        `zst`, `lz4`, or `infer` from the key's extension) decompresses while reading and
+        compresses while writing (`anystore.compression`). Raises `DoesNotExist` for reading a
+        missing key (or returns None), `InvalidKey`, `InvalidOption` for another mode or codec,
+        `NotSupported` for a codec whose extra is not installed.
         """
         key = self._key(key)
+        codec = None
+        if compression is not None:
+            from anystore import compression as codecs
+
+            codec = codecs.resolve(compression, key)
+            if codec is not None:
+                codecs.codec(codec)  # a missing extra fails before the backend is touched
         if mode in ("rb", "r"):
             handle = self.backend.open_read(key)
             if handle is None:
                 self._missing(key, raise_on_nonexist)
                 return None
+            if codec is not None:
+                handle = codecs.reader(handle, codec, key)
             return handle if mode == "rb" else io.TextIOWrapper(handle, encoding="utf-8")
         if mode in ("wb", "w"):
             self._writable()
             writer = self.backend.open_write(key, self._ttl(ttl))
+            if codec is not None:
+                writer = codecs.writer(writer, codec)
             if mode == "wb":
                 return writer  # type: ignore[return-value]
             return TextWriteHandle(writer, encoding="utf-8")  # type: ignore[arg-type]
         raise InvalidOption(f"Unsupported open() mode {mode!r}: use 'rb', 'r', 'wb' or 'w'")
+
+    def local_path(self, key: str) -> AbstractContextManager[str]:
+        """A context manager yielding a real local path that holds the value at `key`: the file
+        itself on a local store, else a temporary copy removed on exit (`anystore.smart`).
+
+        Raises `DoesNotExist` for a missing key, `InvalidKey`.
+        """
+        from anystore.smart import local_path
+
+        return local_path(self, key)
+
+    @classmethod
+    def from_json_uri(cls, uri: str, **options: Any) -> Store:
+        """Open the store configured by the JSON document at `uri` (`uri` plus options; keyword
+        `options` win). Raises `InvalidOption` for a bad document, `DoesNotExist` for none."""
+        from anystore.options import read_config
+
+        return get_store(**{**read_config(uri, "json"), **options})
+
+    @classmethod
+    def from_yaml_uri(cls, uri: str, **options: Any) -> Store:
+        """Like `from_json_uri`, for a YAML document (needs `anystore-core[yaml]`)."""
+        from anystore.options import read_config
+
+        return get_store(**{**read_config(uri, "yaml"), **options})
 
     # -- many keys ---------------------------------------------------------------------------
 
@@ -643,7 +714,7 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
     install) or an unknown layer (naming the installed ones), `PluginError` for a broken plugin or
     factory, `InvalidOption` for a bad option.
     """
-    from anystore.plugins import find_backend, find_layer, load_plugins, split_layers
+    from anystore.plugins import find_backend, find_layer, load_plugins, split_layers, uri_scheme
 
     env_uri, env_options, disabled = environment_options()
     load_plugins(disabled)
@@ -662,6 +733,11 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
             backend_options[name] = value
     store_options = env_options.updated(**store_options)  # type: ignore[assignment]
     names, inner_uri = split_layers(uri)
+    if "%" in inner_uri and uri_scheme(inner_uri) in ("file", "local") and "://" in inner_uri:
+        from urllib.parse import unquote  # a file:// URI is percent-encoded; a plain path is not
+
+        scheme, _, path = inner_uri.partition("://")
+        inner_uri = f"{scheme}://{unquote(path)}"
     layers = [find_layer(name) for name in names]  # an unknown name fails before connecting
     backend = _open_backend(find_backend(inner_uri), inner_uri, backend_options)
     for layer in reversed(layers):  # the innermost layer wraps the backend first

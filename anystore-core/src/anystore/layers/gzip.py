@@ -15,13 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from anystore import compression
 from anystore.backend import BackendStat
 from anystore.exceptions import SerializationError
 from anystore.io import CHUNK_SIZE, WriteHandle
 from anystore.layer import ValueLayer
 
 # gzip.compress level: 6 is zlib's own default, a good balance of speed and size for caches.
-LEVEL = 6
+LEVEL = compression.GZIP_LEVEL
 _NOT_GZIP = (gzip.BadGzipFile, EOFError, zlib.error)
 
 
@@ -126,16 +127,5 @@ class GzipLayer(ValueLayer):
         return None if raw is None else GzipReadHandle(raw, key)  # type: ignore[return-value]
 
     def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
-        inner = self.inner.open_write(key, ttl)
-        compressor = gzip.GzipFile(fileobj=inner, mode="wb", compresslevel=LEVEL, mtime=0)
-
-        def commit(target: IO[bytes]) -> None:
-            target.close()  # writes gzip's trailer into the inner handle
-            inner.close()  # publishes the value
-
-        def abort(target: IO[bytes]) -> None:
-            # Detach first: closing would write a trailer into the discarded handle.
-            compressor.fileobj = None  # type: ignore[assignment]
-            inner.discard()
-
-        return WriteHandle(compressor, commit, abort)  # type: ignore[arg-type]
+        # The shared gz writer is this layer's format: GzipFile, level 6, mtime 0.
+        return compression.writer(self.inner.open_write(key, ttl), "gz")

@@ -9,12 +9,12 @@ forward from where it is, backward from the start.
 from __future__ import annotations
 
 import dataclasses
-import io
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from anystore import compression
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import NotSupported, SerializationError
 from anystore.io import CHUNK_SIZE, SPOOL_MAX_MEMORY, WriteHandle
@@ -26,6 +26,9 @@ LEVEL = 3
 FRAME_HEADER_MAX = 18
 
 
+_HINT = "it was written without the zstd layer: read it through the store without 'zstd::'"
+
+
 @contextmanager
 def _decoding(key: str, zstd: Any) -> Iterator[None]:
     try:
@@ -35,55 +38,6 @@ def _decoding(key: str, zstd: Any) -> Iterator[None]:
             f"The value at {key!r} is not Zstandard data ({error}); it was written without the "
             "zstd layer: read it through the store without 'zstd::'"
         ) from error
-
-
-class ZstdReader(io.RawIOBase):
-    """Decompresses the inner handle as it is read; a backward seek starts again at byte 0."""
-
-    def __init__(self, raw: IO[bytes], key: str, size: int, zstd: Any) -> None:
-        super().__init__()
-        self._raw, self._key, self._size, self._zstd = raw, key, size, zstd
-        self._open()
-
-    def _open(self) -> None:
-        self._raw.seek(0)
-        self._stream = self._zstd.ZstdDecompressor().stream_reader(self._raw, closefd=False)
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def readinto(self, buffer: Any) -> int:
-        with _decoding(self._key, self._zstd):
-            count = int(self._stream.readinto(buffer))
-        self._position += count
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        target = base + offset
-        if target < 0:
-            raise ValueError(f"negative seek position {target}")
-        if target < self._position:
-            self._open()
-        while self._position < target:
-            skipped = self.read(min(CHUNK_SIZE, target - self._position))
-            if not skipped:  # past the end, as files allow
-                self._position = target
-        return self._position
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._raw.close()
-            finally:
-                super().close()
 
 
 class ZstdLayer(ValueLayer):
@@ -132,8 +86,7 @@ class ZstdLayer(ValueLayer):
         raw = self.inner.open_read(key)
         if raw is None:
             return None
-        reader = ZstdReader(raw, key, self._size(raw, key), self.zstd)
-        return io.BufferedReader(reader, buffer_size=CHUNK_SIZE)
+        return compression.reader(raw, "zst", key, self._size(raw, key), hint=_HINT)
 
     def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)
