@@ -24,6 +24,19 @@ _EXPORTS = {
     "hookimpl": "anystore.hookspecs",
     "Settings": "anystore.settings",
     "copy": "anystore.copying",
+    "anycache": "anystore.decorators",
+    "smart_open": "anystore.smart",
+    "smart_read": "anystore.smart",
+    "smart_write": "anystore.smart",
+    "smart_stream": "anystore.smart",
+    "smart_stream_json": "anystore.smart",
+    "smart_stream_csv": "anystore.smart",
+    "smart_stream_models": "anystore.smart",
+    "smart_write_json": "anystore.smart",
+    "smart_write_csv": "anystore.smart",
+    "smart_write_models": "anystore.smart",
+    "get_virtual_path": "anystore.smart",
+    "open_virtual": "anystore.smart",
 }
 
 __all__ = [
@@ -33,16 +46,44 @@ __all__ = [
     "Stats",
     "Store",
     "__version__",
+    "anycache",
     "copy",
     "get_store",
+    "get_virtual_path",
     "hookimpl",
+    "open_virtual",
+    "smart_open",
+    "smart_read",
+    "smart_stream",
+    "smart_stream_csv",
+    "smart_stream_json",
+    "smart_stream_models",
+    "smart_write",
+    "smart_write_csv",
+    "smart_write_json",
+    "smart_write_models",
 ]
 
 if TYPE_CHECKING:
     from anystore.backend import Backend, BackendStat
     from anystore.copying import copy
+    from anystore.decorators import anycache
     from anystore.hookspecs import hookimpl
     from anystore.settings import Settings
+    from anystore.smart import (
+        get_virtual_path,
+        open_virtual,
+        smart_open,
+        smart_read,
+        smart_stream,
+        smart_stream_csv,
+        smart_stream_json,
+        smart_stream_models,
+        smart_write,
+        smart_write_csv,
+        smart_write_json,
+        smart_write_models,
+    )
     from anystore.stats import Stats
     from anystore.store import Store, get_store
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from anystore.exceptions import DoesNotExist, InvalidOption
+from anystore.exceptions import DoesNotExist, InvalidOption, ReadOnly
 from anystore.io import CHUNK_SIZE, TextWriteHandle, WriteHandle, iter_lines
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ M = TypeVar("M", bound="BaseModel")
 STDIO = "-"
 Format = Literal["json", "csv"]
 _MODES = ("rb", "r", "wb", "w")
+# Served through the generic fsspec backend for reading; a write would reach the web server as a
+# PUT, which is refused here with a clear error instead.
+READ_ONLY_SCHEMES = ("http", "https")
 
 
 def split_uri(uri: str | os.PathLike[str]) -> tuple[str, str]:
@@ -132,6 +135,8 @@ def smart_open(
     from anystore.store import get_store
 
     store_uri, key = split_uri(uri)
+    if mode in ("wb", "w") and store_uri.partition("://")[0].lower() in READ_ONLY_SCHEMES:
+        raise ReadOnly(f"Cannot write {os.fspath(uri)}: web servers are read-only for anystore")
     store = get_store(store_uri, **options)
     try:
         with store.open(key, mode, compression=compression) as handle:  # type: ignore[call-overload]
