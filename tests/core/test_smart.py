@@ -83,7 +83,7 @@ def test_split_uri(uri: str, store: str, key: str) -> None:
 
 @pytest.mark.parametrize("uri", ["memory://name", "s3://bucket/", "/data/"])
 def test_a_uri_without_a_key_is_refused(uri: str) -> None:
-    with pytest.raises(InvalidKey, match="not a value|names a folder"):
+    with pytest.raises(InvalidKey, match=r"not a value|names a folder"):
         split_uri(uri)
 
 
@@ -189,10 +189,10 @@ def test_compression_on_smart_io(store_uri: str) -> None:  # noqa: F811
 def test_typed_errors(tmp_path: Path) -> None:
     uri = str(tmp_path / "bad.jsonl")
     smart_write(uri, b'{"name": "a", "n": 1}\nnot json\n')
-    with pytest.raises(SerializationError, match="Line 2 .* is not JSON"):
+    with pytest.raises(SerializationError, match=r"Line 2 .* is not JSON"):
         list(smart_stream_json(uri))
     smart_write(uri, b'{"name": "a"}\n')
-    with pytest.raises(SerializationError, match="Item 1 .* not a valid Row"):
+    with pytest.raises(SerializationError, match=r"Item 1 .* not a valid Row"):
         list(smart_stream_models(uri, Row))
     with pytest.raises(SerializationError, match="Cannot write"):
         smart_write_json(str(tmp_path / "x.jsonl"), [object()])
