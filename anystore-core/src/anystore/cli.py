@@ -1,4 +1,5 @@
-"""The `anystore` command: put, get, delete, exists, keys, info, copy, cleanup on any store.
+"""The `anystore` command: put, get, delete, exists, keys, info, copy, cleanup on any store, and
+`io` from any URI to any URI.
 
 Values move as raw bytes (what `put` reads is exactly what `get` prints). Every error is one line
 on stderr and a documented exit code (`EXIT_*`); never a traceback, Ctrl-C included.
@@ -26,8 +27,14 @@ EPILOG = """exit codes: 0 ok, 1 missing key (or source folder), 2 bad input, 3 b
 STORE_HELP = "store URI (default: ANYSTORE_URI, else the folder .anystore); also after COMMAND"
 
 COMMANDS = {
-    "put": ("write VALUE (or stdin with '-' or no VALUE) at KEY", "anystore put greeting hello"),
-    "get": ("print the value at KEY (raw bytes)", "anystore get greeting > greeting.txt"),
+    "put": (
+        "write VALUE (or stdin with '-' or no VALUE, or the file/URI given by -i) at KEY",
+        "anystore put greeting hello",
+    ),
+    "get": (
+        "print the value at KEY (raw bytes), or write it to the file/URI given by -o",
+        "anystore get greeting -o greeting.txt",
+    ),
     "pop": ("print the value at KEY and delete it", "anystore pop jobs/next"),
     "delete": ("delete KEY (missing keys are fine)", "anystore delete greeting"),
     "exists": ("print true or false; exit 0 if KEY exists, else 1", "anystore exists greeting"),
@@ -40,6 +47,10 @@ COMMANDS = {
     "cleanup": (
         "remove what crashed writers left behind (temp files, partial uploads)",
         "anystore --store s3://bucket/x cleanup --older-than 86400",
+    ),
+    "io": (
+        "stream IN to OUT: any URI of one value, a path, or '-' for stdin/stdout",
+        "anystore io -i s3://bucket/data.csv.gz -o - --input-compression infer",
     ),
     "backends": ("list installed plugins, their schemes, layers and versions", "anystore backends"),
     "settings": ("print the effective settings as JSON (secrets masked)", "anystore settings"),
@@ -74,6 +85,19 @@ def _parser() -> argparse.ArgumentParser:
     sub["put"].add_argument("key")
     sub["put"].add_argument("value", nargs="?", default="-", help="the value ('-': stdin)")
     sub["put"].add_argument("--ttl", type=float, default=None, help="seconds until KEY expires")
+    sub["put"].add_argument("-i", "--input", default=None, help="read the value from this file/URI")
+    sub["get"].add_argument("-o", "--output", default=None, help="write the value to this file/URI")
+    io_command = sub["io"]
+    io_command.add_argument("-i", "--input", default="-", help="where to read (default '-': stdin)")
+    io_command.add_argument("-o", "--output", default="-", help="where to write ('-': stdout)")
+    for side in ("input", "output"):
+        io_command.add_argument(
+            f"--{side}-compression",
+            default=None,
+            metavar="CODEC",
+            help=f"{'decompress' if side == 'input' else 'compress'} with gz, bz2, xz, zst, lz4 "
+            "or infer (from the extension)",
+        )
     keys = sub["keys"]
     keys.add_argument("--prefix", default=None, help="only keys below this (whole segments)")
     keys.add_argument("--exclude-prefix", default=None, help="leave out keys below this")
@@ -121,15 +145,19 @@ def _run(args: argparse.Namespace) -> int:
         import json
 
         from anystore.exceptions import mask_uri
+        from anystore.options import effective_values
         from anystore.settings import Settings
 
-        settings = Settings()
+        values = effective_values(Settings())
         if args.store:
-            settings.uri = args.store
-        values = settings.model_dump(mode="json")
-        values["uri"] = mask_uri(values["uri"])
-        print(json.dumps(values, indent=2, sort_keys=True))
+            values["uri"] = args.store
+        for name in ("uri", "yaml_uri", "json_uri"):
+            if values[name]:
+                values[name] = mask_uri(values[name])
+        print(json.dumps(values, indent=2, sort_keys=True, default=str))
         return 0
+    if args.command == "io":
+        return _io(args)
     if args.command == "backends":
         from anystore.plugins import installed_plugins
 
@@ -152,10 +180,19 @@ def _run(args: argparse.Namespace) -> int:
         return _copy(args)
     store = get_store(args.store, serialization_mode="raw")
     if args.command == "put":
-        if args.value == "-":
+        if args.input is not None or args.value == "-":
+            from contextlib import nullcontext
+
+            from anystore.smart import smart_open
+
             try:
-                with store.open(args.key, "wb", ttl=args.ttl) as handle:
-                    while chunk := sys.stdin.buffer.read(1024 * 1024):
+                with (
+                    nullcontext(sys.stdin.buffer)
+                    if args.input is None
+                    else smart_open(args.input, "rb") as source,
+                    store.open(args.key, "wb", ttl=args.ttl) as handle,
+                ):
+                    while chunk := source.read(1024 * 1024):
                         handle.write(chunk)
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted; nothing was written to {args.key!r}") from None
@@ -167,8 +204,11 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "get":
         handle = store.open(args.key, "rb")
         with handle:
-            while chunk := handle.read(1024 * 1024):
-                out.write(chunk)
+            if args.output is not None:
+                _stream(handle, args.output, None)
+            else:
+                while chunk := handle.read(1024 * 1024):
+                    out.write(chunk)
         out.flush()
     elif args.command == "delete":
         store.delete(args.key)
@@ -191,6 +231,27 @@ def _run(args: argparse.Namespace) -> int:
                     print(stats.model_dump_json())
             else:
                 print(key)
+    return 0
+
+
+def _stream(source: Any, target: str, compression: str | None) -> None:
+    """Copy the open binary `source` to the URI `target`, published whole on success."""
+    from anystore.smart import smart_open
+
+    try:
+        with smart_open(target, "wb", compression) as handle:
+            while chunk := source.read(1024 * 1024):
+                handle.write(chunk)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; nothing was written to {target}") from None
+
+
+def _io(args: argparse.Namespace) -> int:
+    from anystore.smart import smart_open
+
+    # A missing input fails here, before the output is opened: nothing is written then.
+    with smart_open(args.input, "rb", args.input_compression) as source:
+        _stream(source, args.output, args.output_compression)
     return 0
 
 

@@ -220,16 +220,22 @@ def environment_options() -> tuple[str | None, StoreOptions, set[str]]:
             for e in error.errors()
         )
         raise InvalidOption(f"Bad anystore setting in the environment: {problems}") from None
-    values = settings.model_dump()
+    values = effective_values(settings)
+    options = StoreOptions(**{name: values[name] for name in CONFIG_KEYS - {"uri"}})
+    return values["uri"], options, settings.disabled_plugins
+
+
+def effective_values(settings: Any) -> dict[str, Any]:
+    """`settings` as a dict, with the configuration document's values where no `ANYSTORE_*`
+    variable set them (a document's backend_config is merged under the variables')."""
+    values: dict[str, Any] = settings.model_dump()
     explicit = settings.model_fields_set
-    document = config_document(settings)
-    for name, value in document.items():
+    for name, value in config_document(settings).items():
         if name == "backend_config":
             values[name] = {**value, **(values[name] if name in explicit else {})}
         elif name not in explicit:
             values[name] = value
-    options = StoreOptions(**{name: values[name] for name in CONFIG_KEYS - {"uri"}})
-    return values["uri"], options, settings.disabled_plugins
+    return values
 
 
 def config_document(settings: Any) -> dict[str, Any]:
