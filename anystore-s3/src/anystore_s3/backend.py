@@ -97,7 +97,7 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
             read_timeout=settings.read_timeout,
             max_attempts=settings.max_attempts,
             max_pool_connections=max(10, settings.max_concurrency),
-            environment=() if key or settings.anon else environment_fingerprint(),
+            environment=environment_fingerprint(),
         )
         self.fs = POOL.acquire(self._connection)
         self._release = weakref.finalize(self, POOL.release, self._connection)
@@ -116,7 +116,8 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
 
     def _run(self, awaitable: Awaitable[T]) -> T:
         """Run a coroutine on the client's event loop, translating its errors into anystore's."""
-        return self._guard(lambda: sync(self.fs.loop, lambda: awaitable))
+        result: T = self._guard(lambda: sync(self.fs.loop, lambda: awaitable))
+        return result
 
     def _guard(self, action: Callable[[], T]) -> T:
         """Call `action`, translating client errors into anystore's (`Missing`, `Refused` and
@@ -265,27 +266,43 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
         return self._run(self._head(self._prefix + key)) is not None
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        # One listing by string prefix (Store keeps whole segments and hides reserved names).
+        # One listing by string prefix (Store keeps whole segments and hides reserved names);
+        # its first page is on the way while the TTL index is read.
         base = self._prefix + prefix
         start = len(self._prefix)
-        hidden = self._expired_keys(base)
+        first = self._submit(self._call("list_objects_v2", **self._listing(base, None)))
+        try:
+            hidden = self._expired_keys(base)
+        except BaseException:
+            first.cancel()
+            raise
         # S3 lists in byte order: past `<base>0` ("/" + 1) nothing is `base` or below it.
         beyond = base + "0" if prefix else None
-        for page in self._pages(base):
+        for page in self._pages(base, first):
             for full in page:
                 if beyond is not None and full >= beyond:
                     return
                 if full not in hidden:
                     yield full[start:]
 
-    def _pages(self, prefix: str) -> Iterator[list[str]]:
-        """Object keys under `prefix`, one ListObjectsV2 page at a time, as pages arrive."""
+    def _listing(self, prefix: str, token: str | None) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": PAGE}
+        if token:
+            arguments["ContinuationToken"] = token
+        return arguments
+
+    def _pages(
+        self, prefix: str, first: concurrent.futures.Future[Any] | None = None
+    ) -> Iterator[list[str]]:
+        """Object keys under `prefix`, one ListObjectsV2 page at a time, as pages arrive
+        (`first`: the first page's request, already sent)."""
         token = None
         while True:
-            arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": PAGE}
-            if token:
-                arguments["ContinuationToken"] = token
-            response = self._run(self._call("list_objects_v2", **arguments))
+            if first is not None:
+                response = self._guard(first.result)
+                first = None
+            else:
+                response = self._run(self._call("list_objects_v2", **self._listing(prefix, token)))
             yield [item["Key"] for item in response.get("Contents", [])]
             token = response.get("NextContinuationToken")
             if not response.get("IsTruncated") or not token:
@@ -295,10 +312,13 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
 
     def read_many(self, keys: list[str]) -> Iterator[tuple[str, bytes]]:
         fulls = [self._prefix + key for key in keys]
-        values = self._run(self._gather([lambda f=f: self._get(f) for f in fulls]))
+        values = self._run(self._gather([self._getter(full) for full in fulls]))
         for key, value in zip(keys, values, strict=True):
             if value is not None:
                 yield key, value
+
+    def _getter(self, full: str) -> Callable[[], Awaitable[bytes | None]]:
+        return lambda: self._get(full)
 
     def write_many(self, items: list[tuple[str, bytes]], ttl: float | None = None) -> None:
         jobs = [lambda k=k, d=d: self._put(self._prefix + k, d, ttl) for k, d in items]
@@ -324,7 +344,7 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
     async def _open_get(self, full: str) -> dict[str, Any] | None:
         """The GET whose body a read handle streams: None if missing or expired."""
         try:
-            response = await self._call("get_object", Bucket=self.bucket, Key=full)
+            response: dict[str, Any] = await self._call("get_object", Bucket=self.bucket, Key=full)
         except Missing:
             return None
         if expired(response.get("Metadata"), time.time()):

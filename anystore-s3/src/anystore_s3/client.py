@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-# AWS variables that change which credentials or region a client without explicit keys uses.
+# AWS variables that change which credentials or region a client uses.
 _AWS_ENV = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -47,7 +47,7 @@ class Connection:
     read_timeout: float
     max_attempts: int
     max_pool_connections: int
-    # The AWS environment at opening time, when it (not the options) supplies credentials.
+    # The AWS environment at opening time (credentials, profile, region, config files).
     environment: tuple[str | None, ...] = ()
 
     def __repr__(self) -> str:  # never print the secret
@@ -106,6 +106,18 @@ class ClientPool:
 POOL = ClientPool()
 
 
+_SESSIONS: dict[int, Any] = {}
+
+
+def _shared_session() -> Any:
+    """One botocore session per process for clients with explicit credentials: its loader
+    parses the S3 service model once for all of them. (A client that reads credentials from
+    the environment gets a session of its own, which caches what it found.)"""
+    from aiobotocore.session import AioSession
+
+    return _SESSIONS.setdefault(os.getpid(), AioSession())
+
+
 def _build(connection: Connection) -> Any:
     import s3fs
 
@@ -132,5 +144,6 @@ def _build(connection: Connection) -> Any:
         },
         use_listings_cache=False,
         skip_instance_cache=True,  # this pool is the cache, keyed on all of the above
+        session=_shared_session() if connection.key or connection.anon else None,
     )
     return fs

@@ -92,7 +92,7 @@ class ConditionalRequests:
             return self._run(self._pop(self._prefix + key))
         # Read-then-delete; serialised within this process at least.
         with self._pop_fallback:
-            data = self.read(key)  # type: ignore[attr-defined]
+            data: bytes | None = self.read(key)  # type: ignore[attr-defined]
             if data is not None:
                 self.delete(key)  # type: ignore[attr-defined]
             return data

@@ -11,8 +11,19 @@ credentials.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
 
 from anystore.exceptions import AnystoreError, BackendUnavailable, InvalidKey, mask_uri
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Runs a coroutine on the client's event loop and returns its result (errors translated)."""
+
+    def __call__(self, awaitable: Awaitable[T]) -> T: ...
+
 
 _MISSING = {"NoSuchKey", "NoSuchUpload", "NotFound", "404"}
 _REFUSED = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}

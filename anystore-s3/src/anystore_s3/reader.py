@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from anystore.exceptions import BackendUnavailable, ConcurrentModification
-from anystore_s3.errors import Missing, Refused
+from anystore_s3.errors import Missing, Refused, Runner
 
-T = TypeVar("T")
 CHUNK = 1024 * 1024
 # A read after a seek fetches at least this much in one bounded range (a random-access reader
 # pays one small request per seek, and the connection is reused); reading on past it streams
@@ -38,7 +37,7 @@ class ObjectReader(io.RawIOBase):
     def __init__(
         self,
         response: dict[str, Any],
-        run: Callable[[Awaitable[T]], T],
+        run: Runner,
         get: Callable[..., Awaitable[dict[str, Any]]],
         close_soon: Callable[[Any], None],
         name: str,

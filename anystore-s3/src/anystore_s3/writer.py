@@ -13,11 +13,10 @@ from __future__ import annotations
 import concurrent.futures
 import io
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from anystore_s3.errors import Missing
+from anystore_s3.errors import Missing, Runner
 
-T = TypeVar("T")
 # S3 takes at most 10,000 parts: parts double in size every PARTS_PER_SIZE of them, so that
 # the 5 MiB default reaches S3's 5 TiB object limit.
 PARTS_PER_SIZE = 1000
@@ -35,7 +34,7 @@ class MultipartTarget:
         full: str,
         extra: dict[str, Any],
         call: Callable[..., Awaitable[Any]],
-        run: Callable[[Awaitable[T]], T],
+        run: Runner,
         submit: Callable[[Awaitable[Any]], concurrent.futures.Future[Any]],
         wait: Callable[[concurrent.futures.Future[Any]], Any],
         part_size: int,
@@ -138,7 +137,7 @@ class MultipartTarget:
 
     def _send(self, data: bytes) -> None:
         if self._upload_id is None:
-            response = self._run(
+            response: dict[str, Any] = self._run(
                 self._call("create_multipart_upload", Key=self._full, **self._extra)
             )
             self._upload_id = str(response["UploadId"])
