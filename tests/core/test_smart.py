@@ -288,3 +288,24 @@ def test_local_path_refuses_a_symlink_out_of_the_root(tmp_path: Path) -> None:
     store = get_store(str(root))
     with pytest.raises((InvalidKey, DoesNotExist)), store.local_path("link"):
         pass
+
+
+def test_1x_spellings_of_the_typed_helpers(store_uri: str) -> None:  # noqa: F811
+    from anystore import (
+        smart_stream_csv_models,
+        smart_stream_data,
+        smart_stream_json_models,
+        smart_write_data,
+        smart_write_model,
+    )
+
+    rows = _uri(store_uri, "rows.csv")
+    smart_write_data(rows, [{"name": "x", "n": 1}], output_format="csv")
+    assert list(smart_stream_data(rows, input_format="csv")) == [{"name": "x", "n": "1"}]
+    assert list(smart_stream_csv_models(rows, Row)) == [Row(name="x", n=1)]
+    one = _uri(store_uri, "one.json")
+    smart_write_model(one, Row(name="y", n=2))
+    assert smart_read(one) == b'{"name":"y","n":2}'
+    assert list(smart_stream_json_models(one, Row)) == [Row(name="y", n=2)]
+    with pytest.raises(InvalidOption):
+        smart_write_data(rows, [], output_format="xml")  # type: ignore[arg-type]

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="BaseModel")
 STDIO = "-"
 Format = Literal["json", "csv"]
+FORMAT_JSON: Format = "json"
+FORMAT_CSV: Format = "csv"
 _MODES = ("rb", "r", "wb", "w")
 # Served through the generic fsspec backend for reading; a write would reach the web server as a
 # PUT, which is refused here with a clear error instead.
@@ -327,6 +329,58 @@ def smart_write_models(
         smart_write_csv(uri, (o.model_dump(mode="json") for o in objects), compression, **options)
     else:
         raise InvalidOption(f"output_format must be 'json' or 'csv', not {output_format!r}")
+
+
+def smart_stream_data(
+    uri: str | os.PathLike[str],
+    input_format: Format = "json",
+    compression: str | None = None,
+    **options: Any,
+) -> Iterator[Any]:
+    """`smart_stream_json` or `smart_stream_csv`, by `input_format`."""
+    if input_format == "json":
+        return smart_stream_json(uri, compression, **options)
+    if input_format == "csv":
+        return smart_stream_csv(uri, compression, **options)
+    raise InvalidOption(f"input_format must be 'json' or 'csv', not {input_format!r}")
+
+
+def smart_stream_json_models(
+    uri: str | os.PathLike[str], model: type[M], compression: str | None = None, **options: Any
+) -> Iterator[M]:
+    """`smart_stream_models(uri, model, "json")`."""
+    return smart_stream_models(uri, model, "json", compression, **options)
+
+
+def smart_stream_csv_models(
+    uri: str | os.PathLike[str], model: type[M], compression: str | None = None, **options: Any
+) -> Iterator[M]:
+    """`smart_stream_models(uri, model, "csv")`."""
+    return smart_stream_models(uri, model, "csv", compression, **options)
+
+
+def smart_write_data(
+    uri: str | os.PathLike[str],
+    items: Iterable[Any],
+    output_format: Format = "json",
+    compression: str | None = None,
+    **options: Any,
+) -> None:
+    """`smart_write_json` or `smart_write_csv`, by `output_format`."""
+    if output_format == "json":
+        smart_write_json(uri, items, compression, **options)
+    elif output_format == "csv":
+        smart_write_csv(uri, items, compression, **options)
+    else:
+        raise InvalidOption(f"output_format must be 'json' or 'csv', not {output_format!r}")
+
+
+def smart_write_model(
+    uri: str | os.PathLike[str], obj: BaseModel, compression: str | None = None, **options: Any
+) -> None:
+    """Write one pydantic model as its JSON document at `uri`."""
+    data = obj.model_dump_json().encode("utf-8")
+    smart_write(uri, data, "wb", compression, **options)
 
 
 def _model_dump(value: Any) -> Any:
