@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from anystore import get_store
-from anystore.exceptions import BackendUnavailable
+from anystore.exceptions import BackendUnavailable, InvalidOption
 from anystore_s3.client import POOL
 from tests.services import free_port
 
@@ -43,11 +43,19 @@ def test_credentials_in_the_endpoint_url_work_and_stay_out_of_sight(
 
 
 def test_credentials_in_the_store_uri(bucket: str, s3_endpoint: str) -> None:
-    store = get_store(f"s3://AKIAEXAMPLE:{SECRET}@{bucket}/pre", endpoint_url=s3_endpoint)
+    store = get_store(f"s3://AKIAEXAMPLE:ab%2Fcd@{bucket}/pre", endpoint_url=s3_endpoint)
     store.put("k", 2)
     assert store.get("k") == 2
-    assert store.backend.bucket == bucket  # type: ignore[attr-defined]
-    assert SECRET not in store.uri and SECRET not in store.backend.uri
+    backend: Any = store.backend
+    assert (backend.bucket, backend._prefix) == (bucket, "pre/")
+    assert backend._connection.secret == "ab/cd"
+    assert "ab%2Fcd" not in store.uri and "ab%2Fcd" not in backend.uri
+
+
+def test_bad_options_are_refused(bucket: str, s3_endpoint: str) -> None:
+    for bad in ({"part_size": 1024}, {"max_attempts": 0}, {"read_timeout": 0}):
+        with pytest.raises(InvalidOption, match=next(iter(bad))):
+            get_store(f"s3://{bucket}", endpoint_url=s3_endpoint, **bad)
 
 
 def test_a_failing_call_shows_no_secret_in_errors_or_the_debug_log(
