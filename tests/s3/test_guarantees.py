@@ -347,7 +347,12 @@ def test_cleanup_sweeps_expired_values_and_markers(
     store.put("kept", 2, ttl=600)
     store.put("plain", 3)
     time.sleep(1.1)
+    # A crash in the middle of the endpoint's condition probe leaves its scratch object.
+    probe = "pre/.~anystore-lock~probe-0123456789abcdef"
+    _client(s3_endpoint).put_object(Bucket=bucket, Key=probe, Body=b"1")
     assert store.cleanup(older_than=3600) == 2  # the expired object and its marker
+    assert store.cleanup(older_than=0) == 1  # the probe, now
+    _client(s3_endpoint).head_object(Bucket=bucket, Key="pre/kept")
     names = [
         item["Key"] for item in _client(s3_endpoint).list_objects_v2(Bucket=bucket)["Contents"]
     ]

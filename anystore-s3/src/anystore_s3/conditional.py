@@ -21,6 +21,8 @@ from anystore_s3.errors import Missing, Refused, Unsupported
 from anystore_s3.metadata import EXPIRES, LOCK_TOKEN, expired
 
 T = TypeVar("T")
+# The scratch objects of `_honours_conditions`, beside the store's values (a crash can leave one).
+PROBE_PREFIX = LOCK_PREFIX + "probe-"
 # A pop whose object keeps being rewritten between its GET and its DELETE gives up after this.
 POP_ATTEMPTS = 10
 
@@ -138,7 +140,7 @@ class ConditionalRequests:
     def _honours_conditions(self) -> bool:
         """Check once per store, with a scratch object, that the endpoint honours conditions."""
         if self._conditions_honoured is None:
-            probe = f"{self._prefix}{LOCK_PREFIX}probe-{secrets.token_hex(8)}"
+            probe = f"{self._prefix}{PROBE_PREFIX}{secrets.token_hex(8)}"
             self._conditions_honoured = self._run(self._probe(probe))
         return self._conditions_honoured
 

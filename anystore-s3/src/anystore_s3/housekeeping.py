@@ -8,8 +8,8 @@ its markers go with it.
 
 A writer killed inside `open(key, "wb")` leaves an incomplete multipart upload: invisible, but
 S3 keeps (and bills) its parts until it is aborted. `cleanup(older_than)` aborts the uploads under
-the store's prefix with no activity (start, or last part uploaded) for `older_than` seconds, and
-sweeps expired objects and spent markers.
+the store's prefix with no activity (start, or last part uploaded) for `older_than` seconds,
+deletes condition-probe scratch objects as old, and sweeps expired objects and spent markers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from anystore.keys import RESERVED_PREFIX
+from anystore_s3.conditional import PROBE_PREFIX
 from anystore_s3.errors import Missing, Refused
 from anystore_s3.metadata import expired
 
@@ -104,10 +105,26 @@ class Housekeeping:
     # -- cleanup -------------------------------------------------------------------------------
 
     def cleanup(self, older_than: float) -> int:
-        """Abort multipart uploads under the prefix idle for `older_than` seconds; delete expired
-        objects and spent TTL markers. Return how many of these went."""
-        aborted = self._run(self._abort_idle_uploads(time.time() - older_than))
-        return aborted + self._sweep(self._prefix)[1]
+        """Abort multipart uploads under the prefix idle for `older_than` seconds, delete probe
+        objects as old, expired objects and spent TTL markers. Return how many of these went."""
+        cutoff = time.time() - older_than
+        aborted = self._run(self._abort_idle_uploads(cutoff))
+        probes = self._run(self._delete_old_probes(cutoff))
+        return aborted + probes + self._sweep(self._prefix)[1]
+
+    async def _delete_old_probes(self, cutoff: float) -> int:
+        """Delete the scratch objects of condition probes that a crash left, by their age."""
+        response = await self._call(
+            "list_objects_v2", Bucket=self.bucket, Prefix=self._prefix + PROBE_PREFIX
+        )
+        old = [
+            item["Key"]
+            for item in response.get("Contents", [])
+            if item["LastModified"].timestamp() < cutoff
+        ]
+        for key in old:
+            await self._call("delete_object", Bucket=self.bucket, Key=key)
+        return len(old)
 
     async def _abort_idle_uploads(self, cutoff: float) -> int:
         aborted = 0
