@@ -97,7 +97,6 @@ class Store:
     model = StoreOption["type | None"]()
     serialization_func = StoreOption["Callable[[Any], Any] | None"]()
     deserialization_func = StoreOption["Callable[[bytes], Any] | None"]()
-    backend_config = StoreOption["Mapping[str, Any]"]()
 
     def __repr__(self) -> str:
         return f"<Store {self.uri} ({type(self.backend).__name__})>"
