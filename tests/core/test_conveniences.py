@@ -213,3 +213,26 @@ def test_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (tmp_path / "from-dotenv" / "k").exists()
     monkeypatch.setenv("ANYSTORE_URI", str(tmp_path / "from-env"))  # the environment wins
     assert get_store().uri == str(tmp_path / "from-env")
+
+
+def test_discovery_before_get_store_does_not_read_the_document(tmp_path: Path) -> None:
+    """Plugin discovery (here through `installed_plugins`, as `anystore backends` does) needs
+    only the disabled plugins; reading the document there would wait for discovery itself."""
+    import os
+    import subprocess
+
+    doc = tmp_path / "store.json"
+    doc.write_text(json.dumps({"uri": str(tmp_path / "configured")}))
+    code = (
+        "from anystore.plugins import installed_plugins; installed_plugins(); "
+        "from anystore import get_store; print(get_store().uri)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "ANYSTORE_JSON_URI": str(doc)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "configured")

@@ -124,7 +124,7 @@ def _require_local_folder(uri: str | None) -> None:
     from anystore.options import DEFAULT_URI, environment_options
     from anystore.plugins import split_layers, uri_scheme
 
-    uri = uri or environment_options()[0] or DEFAULT_URI
+    uri = uri or environment_options(with_document=True)[0] or DEFAULT_URI
     path = split_layers(uri)[1]
     if uri_scheme(path) not in ("file", "local"):
         return

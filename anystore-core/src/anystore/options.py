@@ -196,9 +196,11 @@ def read_config(uri: str, kind: Literal["json", "yaml"]) -> dict[str, Any]:
     return data
 
 
-def environment_options() -> tuple[str | None, StoreOptions, set[str]]:
+def environment_options(with_document: bool = False) -> tuple[str | None, StoreOptions, set[str]]:
     """Read `ANYSTORE_*` from the environment and a `.env` file: (uri, options, disabled plugin
-    names), over the configuration document `ANYSTORE_YAML_URI`/`ANYSTORE_JSON_URI` names.
+    names); `with_document` lays them over the configuration document `ANYSTORE_YAML_URI` /
+    `ANYSTORE_JSON_URI` names (get_store() asks for it; plugin discovery, which only needs the
+    disabled names, does not, so that reading the document never waits for discovery).
 
     pydantic-settings is imported only when such a variable or a `.env` file is there: start-up
     stays fast for the common case, and the settings are still validated with clear errors.
@@ -220,7 +222,7 @@ def environment_options() -> tuple[str | None, StoreOptions, set[str]]:
             for e in error.errors()
         )
         raise InvalidOption(f"Bad anystore setting in the environment: {problems}") from None
-    values = effective_values(settings)
+    values = effective_values(settings) if with_document else settings.model_dump()
     options = StoreOptions(**{name: values[name] for name in CONFIG_KEYS - {"uri"}})
     return values["uri"], options, settings.disabled_plugins
 

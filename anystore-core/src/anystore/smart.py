@@ -84,7 +84,8 @@ class _Unclosing(io.RawIOBase):
         return bool(self._stream.writable())
 
     def readinto(self, buffer: Any) -> int:
-        data = self._stream.read1(len(buffer)) if hasattr(self._stream, "read1") else b""
+        read = getattr(self._stream, "read1", None) or self._stream.read
+        data = read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 

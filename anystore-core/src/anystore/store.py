@@ -715,7 +715,7 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
     """
     from anystore.plugins import find_backend, find_layer, load_plugins, split_layers, uri_scheme
 
-    env_uri, env_options, disabled = environment_options()
+    env_uri, env_options, disabled = environment_options(with_document=True)
     load_plugins(disabled)
     uri = os.fspath(uri) if uri is not None else env_uri
     if not uri:
