@@ -54,6 +54,7 @@ class RedisBackend(Backend):
     `ssl_cert_reqs`, `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`.
     """
 
+    supports_ttl = True  # the medium expires keys itself
     atomic_pop = True
     keeps_created_at = True
     supports_locks = True

@@ -58,6 +58,8 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
     Raises `BackendUnavailable` when the bucket does not exist or cannot be reached.
     """
 
+    supports_ttl = True  # expiry metadata on the object, checked by every read and listing
+
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(mask_uri(uri))
         settings = load_settings(S3Settings, options)

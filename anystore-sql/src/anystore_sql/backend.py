@@ -52,6 +52,7 @@ class SqlBackend(Streams, Sessions, Backend):
     `deadlock_retries`, `busy_timeout` (SQLite), `echo`.
     """
 
+    supports_ttl = True  # the medium expires keys itself
     atomic_pop = True
     keeps_created_at = True
     supports_locks = True

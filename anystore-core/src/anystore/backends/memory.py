@@ -42,6 +42,7 @@ def _namespace(name: str) -> _Namespace:
 class MemoryBackend(Backend):
     """Keeps values in a dict shared by every store on the same namespace name."""
 
+    supports_ttl = True  # the medium expires keys itself
     atomic_pop = True
     keeps_created_at = True
     supports_locks = True
