@@ -127,66 +127,85 @@ class Folder:
 
     __slots__ = ("_owned", "fd", "path", "rel")
 
-    def __init__(self, fd: int | None, path: str, rel: str, owned: bool = True) -> None:
+    def __init__(self, fd: int, path: str, rel: str, owned: bool = True) -> None:
         self.fd = fd
         self.path = path
         self.rel = rel
         self._owned = owned
-
-    def _at(self, name: str) -> str:
-        return name if self.fd is not None else os.path.join(self.path, name)
 
     def key(self, name: str) -> str:
         """The root-relative path of `name` in this folder."""
         return f"{self.rel}/{name}" if self.rel else name
 
     def open(self, name: str, flags: int, mode: int = 0o666) -> int:
-        return os.open(self._at(name), flags | O_CLOEXEC, mode, dir_fd=self.fd)
+        return os.open(name, flags | O_CLOEXEC, mode, dir_fd=self.fd)
 
     def lstat(self, name: str) -> os.stat_result:
-        return os.stat(self._at(name), dir_fd=self.fd, follow_symlinks=False)
+        return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
     def unlink(self, name: str) -> None:
-        os.unlink(self._at(name), dir_fd=self.fd)
+        os.unlink(name, dir_fd=self.fd)
 
     def unlink_quietly(self, name: str) -> None:
         try:
-            os.unlink(self._at(name), dir_fd=self.fd)
+            self.unlink(name)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
             pass
 
     def rename(self, source: str, target: str) -> None:
         """Rename within this folder (replacing `target`, as `os.replace`)."""
-        os.replace(self._at(source), self._at(target), src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        os.replace(source, target, src_dir_fd=self.fd, dst_dir_fd=self.fd)
 
     def link(self, source: str, target: str) -> None:
         """Hard-link `source` to the new name `target` (fails if `target` exists)."""
-        os.link(
-            self._at(source),
-            self._at(target),
-            src_dir_fd=self.fd,
-            dst_dir_fd=self.fd,
-            follow_symlinks=False,
-        )
+        os.link(source, target, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
 
     def mkdir(self, name: str) -> None:
-        os.mkdir(self._at(name), dir_fd=self.fd)
+        os.mkdir(name, dir_fd=self.fd)
 
     def rmdir(self, name: str) -> None:
-        os.rmdir(self._at(name), dir_fd=self.fd)
+        os.rmdir(name, dir_fd=self.fd)
 
     def close(self) -> None:
-        if self._owned and self.fd is not None:
-            os.close(self.fd)
-            # Any later use fails loudly (EBADF) instead of falling back to the path.
-            self.fd = -1
+        if self._owned:
             self._owned = False
+            os.close(self.fd)
+            self.fd = -1  # any later use fails loudly (EBADF)
 
     def __enter__(self) -> Folder:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PathFolder(Folder):
+    """A `Folder` by its path, where the platform has no `dir_fd` (Windows): checked when made,
+    but what the path names may change afterwards."""
+
+    def open(self, name: str, flags: int, mode: int = 0o666) -> int:
+        return os.open(os.path.join(self.path, name), flags | O_CLOEXEC, mode)
+
+    def lstat(self, name: str) -> os.stat_result:
+        return os.lstat(os.path.join(self.path, name))
+
+    def unlink(self, name: str) -> None:
+        os.unlink(os.path.join(self.path, name))
+
+    def rename(self, source: str, target: str) -> None:
+        os.replace(os.path.join(self.path, source), os.path.join(self.path, target))
+
+    def link(self, source: str, target: str) -> None:
+        os.link(os.path.join(self.path, source), os.path.join(self.path, target))
+
+    def mkdir(self, name: str) -> None:
+        os.mkdir(os.path.join(self.path, name))
+
+    def rmdir(self, name: str) -> None:
+        os.rmdir(os.path.join(self.path, name))
+
+    def close(self) -> None:
+        pass
 
 
 class Vanished(Exception):
@@ -300,7 +319,7 @@ class Root:
                 _OPENAT2,
                 root,
                 rel.encode(_FS_ENCODING, _FS_ERRORS) if rel else b".",
-                _how(flags),
+                _HOWS.get(flags) or _how(flags),
                 _HOW_SIZE,
             )
             if fd >= 0:
@@ -412,10 +431,33 @@ class Root:
                 raise self.outside(rel)
             if not os.path.isdir(path):
                 raise FileNotFoundError(errno.ENOENT, "no such folder", path)
-            return Folder(None, path, rel)
+            return PathFolder(-1, path, rel, owned=False)
         if not rel and self._beneath:
             return Folder(self._root_fd(), self.path, rel, owned=False)
         return Folder(self.open(rel, FOLDER_FLAGS), self.full(rel), rel)
+
+    def folder_and_parent(self, rel: str) -> tuple[Folder | None, Folder]:
+        """The existing folder `rel` and its parent folder (None for the root), the one opened
+        through the other (cheaper than two lookups from the root); raises like `folder`."""
+        if not rel or not DIR_FD:
+            return None, self.folder(rel)
+        head, _, name = rel.rpartition("/")
+        parent = self.folder(head)
+        try:
+            # Through the checked parent, never following a symlink: that is beneath too.
+            fd = parent.open(name, FOLDER_FLAGS | O_NOFOLLOW)
+        except OSError as error:
+            if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                parent.close()
+                raise
+            try:
+                # A symlink (O_PATH opens it as itself, so the type is checked): resolved
+                # beneath the root the long way.
+                return parent, self.folder(rel)
+            except BaseException:
+                parent.close()
+                raise
+        return parent, Folder(fd, self.full(rel), rel)
 
     def make_folder(self, rel: str) -> Folder:
         """The folder `rel`, made (with its parents) where missing, beneath the root.

@@ -211,28 +211,41 @@ class LocalBackend(Backend):
     def delete(self, key: str) -> None:
         head, name = _split(key)
         try:
-            folder = self._root.folder(head)
+            parent, folder = self._root.folder_and_parent(head)
         except OSError:
             return
-        removed = False
-        with folder:
-            try:
-                current = folder.lstat(name)
-            except OSError:
-                current = None
-            if current is not None:
-                if stat_mode.S_ISDIR(current.st_mode):
-                    return  # a folder is not a value: nothing below it is touched
-                if stat_mode.S_ISLNK(current.st_mode):
-                    self._root.check_link(folder.key(name))
-                try:
-                    folder.unlink(name)
-                    removed = True
-                except (FileNotFoundError, IsADirectoryError):
-                    pass
+        try:
+            with folder:
+                removed = self._unlink_value(folder, name)
+            if removed and parent is not None:
+                # Prune the folder if that left it empty (rmdir refuses one that is not).
+                parent.rmdir(head.rpartition("/")[2])
+                self._prune(parent.rel)
+        except OSError:
+            pass
+        finally:
+            if parent is not None:
+                parent.close()
+
+    def _unlink_value(self, folder: Folder, name: str) -> bool:
+        """Remove the value `name` in `folder` (and its TTL sidecar); True if there was one."""
+        try:
+            current = folder.lstat(name)
+        except OSError:
+            return False
+        if stat_mode.S_ISDIR(current.st_mode):
+            return False  # a folder is not a value: nothing below it is touched
+        if stat_mode.S_ISLNK(current.st_mode):
+            self._root.check_link(folder.key(name))
+        try:
+            folder.unlink(name)
+        except (FileNotFoundError, IsADirectoryError):
+            return False
+        if current.st_mode & TTL_HINT or stat_mode.S_ISLNK(current.st_mode):
+            # Only a value written with a TTL has a sidecar that reads consult; another one
+            # left behind is an orphan that `cleanup` removes.
             folder.unlink_quietly(sidecar.sidecar_name(name))
-        if removed:
-            self._prune(head)
+        return True
 
     def _prune(self, head: str) -> None:
         """Remove folders left empty by a delete, up to (not including) the root."""
