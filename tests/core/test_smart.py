@@ -309,3 +309,14 @@ def test_1x_spellings_of_the_typed_helpers(store_uri: str) -> None:  # noqa: F81
     assert list(smart_stream_json_models(one, Row)) == [Row(name="y", n=2)]
     with pytest.raises(InvalidOption):
         smart_write_data(rows, [], output_format="xml")  # type: ignore[arg-type]
+
+
+def test_the_1x_import_path_still_works(tmp_path: Path) -> None:
+    from anystore.io import smart_read, smart_write
+
+    smart_write(str(tmp_path / "x.txt"), b"1.x style")
+    assert smart_read(str(tmp_path / "x.txt")) == b"1.x style"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        import anystore.io
+
+        anystore.io.nothing  # noqa: B018

@@ -223,3 +223,36 @@ def open_ranged(
 ) -> io.BufferedReader:
     """A buffered, seekable read handle over `RangeReader` (see there), reading 1 MiB ranges."""
     return io.BufferedReader(RangeReader(size, read_range, on_close), buffer_size=CHUNK_SIZE)
+
+
+# 1.x code imports its URI helpers from `anystore.io` (`from anystore.io import smart_read`);
+# they live in `anystore.smart` and are forwarded on first use, so this module stays light.
+_SMART_NAMES = frozenset(
+    {
+        "smart_open",
+        "smart_read",
+        "smart_write",
+        "smart_stream",
+        "smart_stream_json",
+        "smart_stream_csv",
+        "smart_stream_models",
+        "smart_stream_data",
+        "smart_stream_json_models",
+        "smart_stream_csv_models",
+        "smart_write_json",
+        "smart_write_csv",
+        "smart_write_models",
+        "smart_write_data",
+        "smart_write_model",
+        "get_virtual_path",
+        "open_virtual",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SMART_NAMES:
+        from anystore import smart
+
+        return getattr(smart, name)
+    raise AttributeError(f"module 'anystore.io' has no attribute {name!r}")
