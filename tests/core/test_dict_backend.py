@@ -31,8 +31,6 @@ BACKEND = """
         return time.time()
 
     class DictBackend(Backend):
-        supports_ttl = False
-
         def __init__(self, uri, **options):
             self.data = {}
 

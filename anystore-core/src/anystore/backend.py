@@ -51,7 +51,7 @@ class Backend:
     * Map client errors to `anystore.exceptions` (`BackendUnavailable`, `ReadOnly`, ...).
     """
 
-    supports_ttl: bool = True
+    supports_ttl: bool = False
     read_only: bool = False
     # True where `pop` is atomic on the medium itself. Otherwise `Store.pop` serialises pops of
     # one key within the process (threads), which is all it can promise.

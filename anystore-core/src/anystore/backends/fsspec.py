@@ -69,6 +69,8 @@ def _timestamp(info: dict[str, Any]) -> datetime:
 class FsspecBackend(Backend):
     """Moves bytes through an fsspec filesystem rooted at the URI."""
 
+    supports_ttl = True  # TTL sidecars beside the values, as on local files
+
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
         from fsspec.core import url_to_fs

@@ -89,6 +89,7 @@ class LocalBackend(Backend):
     filesystem's PATH_MAX less the root's path and room for a temp file's name).
     """
 
+    supports_ttl = True  # TTL sidecars beside the values
     atomic_pop = True
     supports_locks = lockfile.AVAILABLE
 

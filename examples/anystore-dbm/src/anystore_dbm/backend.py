@@ -19,7 +19,6 @@ class DbmBackend(Backend):
     """One dbm file per store; a lock because dbm handles are not thread-safe."""
 
     keeps_created_at = True
-    supports_ttl = False  # TODO(default flips to False once every built-in declares True)
 
     def __init__(self, uri: str) -> None:
         super().__init__(uri)
@@ -57,7 +56,8 @@ class DbmBackend(Backend):
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         with self.lock:
-            keys = [key.decode() for key in self.db.keys()]
+            # keys(), not iteration: gnu dbm objects cannot be iterated.
+            keys = [key.decode() for key in self.db.keys()]  # noqa: SIM118
         return (key for key in keys if key.startswith(prefix))
 
     def close(self) -> None:
