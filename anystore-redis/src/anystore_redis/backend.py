@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
-from typing import IO, Any, TypeVar
+from functools import partial
+from typing import IO, Any, TypeVar, cast
 
 import redis
 from redis.commands.core import Script
@@ -78,6 +79,8 @@ class RedisBackend(Backend):
                 ssl_certfile=settings.ssl_certfile,
                 ssl_keyfile=settings.ssl_keyfile,
             )
+        # decode_responses stays off: every reply is bytes, never str (hence the casts below,
+        # which narrow redis-py's `bytes | str` replies).
         self.client = redis.Redis(connection_pool=pool(self._url, self._options, self.masked_uri))
         self._put = self.client.register_script(scripts.PUT)
         self._commit = self.client.register_script(scripts.COMMIT)
@@ -112,7 +115,7 @@ class RedisBackend(Backend):
     # -- primitives --------------------------------------------------------------------------
 
     def read(self, key: str) -> bytes | None:
-        return self._call(lambda: self.client.get(self._prefix + key))
+        return cast("bytes | None", self._call(lambda: self.client.get(self._prefix + key)))
 
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         full = self._prefix + key
@@ -159,9 +162,8 @@ class RedisBackend(Backend):
             pattern = escape_glob(self._prefix) + "*"
         cursor = 0
         while True:
-            cursor, keys = self._call(
-                lambda c=cursor: self.client.scan(c, match=pattern, count=SCAN_COUNT)
-            )
+            page = self._call(partial(self.client.scan, cursor, match=pattern, count=SCAN_COUNT))
+            cursor, keys = cast("tuple[int, list[bytes]]", page)
             for raw in keys:
                 full = raw.decode("utf-8", "surrogateescape")
                 if is_reserved(full):
@@ -182,12 +184,16 @@ class RedisBackend(Backend):
             pipe = self.client.pipeline(transaction=True)
             pipe.getdel(full)
             pipe.delete(meta_key(full))
-            return pipe.execute()[0]
+            value: bytes | None = pipe.execute()[0]
+            return value
 
         return self._call(run)
 
     def read_many(self, keys: list[str]) -> Iterator[tuple[str, bytes]]:
-        values = self._call(lambda: self.client.mget([self._prefix + k for k in keys]))
+        values = cast(
+            "list[bytes | None]",
+            self._call(lambda: self.client.mget([self._prefix + k for k in keys])),
+        )
         for key, value in zip(keys, values, strict=True):
             if value is not None:
                 yield key, value
@@ -211,7 +217,7 @@ class RedisBackend(Backend):
             names += (full, meta_key(full))
         for i in range(0, len(names), BATCH * 2):
             chunk = names[i : i + BATCH * 2]
-            self._call(lambda chunk=chunk: self.client.delete(*chunk))
+            self._call(partial(self.client.delete, *chunk))
 
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
         full = self._prefix + lock_name(name)

@@ -8,7 +8,7 @@ with its password masked.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
@@ -107,7 +107,8 @@ def _database_count(url: str, options: dict[str, Any]) -> int | None:
     # The same options (timeouts, TLS), one attempt: this runs only to word an error message.
     probe = redis.Redis.from_url(_with_db0(url), retry=Retry(NoBackoff(), 0), **options)
     try:
-        return int(probe.config_get("databases")["databases"])
+        # redis-py decodes CONFIG GET replies to str; its stub also allows a nil reply.
+        return int(cast(str, probe.config_get("databases")["databases"]))
     except (redis.RedisError, KeyError, ValueError):
         return None  # CONFIG is often disabled on managed servers
     finally:

@@ -17,7 +17,8 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -83,7 +84,7 @@ def open_reader(backend: RedisBackend, full: str) -> IO[bytes] | None:
                 f"The value at {full!r} in {backend.masked_uri} was overwritten, deleted or "
                 "expired while this handle read it; open it again to read the current version"
             )
-        return data
+        return cast(bytes, data)  # the client leaves decode_responses off: replies are bytes
 
     return open_ranged(size, read_range)
 
@@ -178,9 +179,9 @@ def temp_keys(backend: RedisBackend) -> Iterator[str]:
     pattern = escape_glob(backend._prefix) + "*" + escape_glob(TEMP_PREFIX) + "*"
     cursor = 0
     while True:
-        cursor, names = backend._call(
-            lambda c=cursor: backend.client.scan(c, match=pattern, count=SCAN_COUNT)
-        )
+        page = backend._call(partial(backend.client.scan, cursor, match=pattern, count=SCAN_COUNT))
+        # The client leaves decode_responses off, so key names come back as bytes.
+        cursor, names = cast("tuple[int, list[bytes]]", page)
         for raw in names:
             name = raw.decode("utf-8", "surrogateescape")
             if name.rpartition("/")[2].startswith(TEMP_PREFIX):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from anystore.backend import Backend, BackendStat
 from anystore.backends import sidecar
@@ -91,7 +91,7 @@ class FsspecBackend(Backend):
 
     def _expiry(self, path: str) -> bytes | None:
         try:
-            return self.fs.cat_file(self._sidecar(path))
+            return cast(bytes, self.fs.cat_file(self._sidecar(path)))  # fsspec is untyped
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         except Exception:
@@ -125,7 +125,7 @@ class FsspecBackend(Backend):
         if self._expired(path):
             return None
         try:
-            return self.fs.cat_file(path)
+            return cast(bytes, self.fs.cat_file(path))  # fsspec is untyped
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 

@@ -103,10 +103,8 @@ class LocalBackend(Backend):
         name_max, path_max = _filesystem_limits(self.root)
         # A TTL sidecar and a lock file sit beside the value with a prefix on its name; the lock
         # prefix is the longer one, and both names must still fit the filesystem.
-        self.max_segment_bytes = name_max - len(LOCK_PREFIX)  # type: ignore[misc]
-        self.max_key_bytes = (  # type: ignore[misc]
-            path_max - 1 - len(os.fsencode(self.root)) - 1 - _RESERVED_NAME_BYTES
-        )
+        self.max_segment_bytes = name_max - len(LOCK_PREFIX)
+        self.max_key_bytes = path_max - 1 - len(os.fsencode(self.root)) - 1 - _RESERVED_NAME_BYTES
 
     def close(self) -> None:
         self._root.close()

@@ -8,6 +8,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from typing import cast
 
 from anystore.backend import Backend, BackendStat, utc
 
@@ -56,8 +57,9 @@ class DbmBackend(Backend):
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         with self.lock:
-            # keys(), not iteration: gnu dbm objects cannot be iterated.
-            keys = [key.decode() for key in self.db.keys()]  # noqa: SIM118
+            # keys(), not iteration: gnu dbm objects cannot be iterated. Every dbm module returns
+            # keys as bytes; the stub's str | bytes covers what keys may be passed in as.
+            keys = [key.decode() for key in cast("list[bytes]", self.db.keys())]
         return (key for key in keys if key.startswith(prefix))
 
     def close(self) -> None:
