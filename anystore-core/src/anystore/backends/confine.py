@@ -315,7 +315,7 @@ class Root:
         root = self._fd
         if root is not None and self._beneath and not flags & os.O_CREAT:
             # The hot path (every read, stat and exists): one openat2, no exception on a miss.
-            fd = _SYSCALL(
+            fd: int = _SYSCALL(
                 _OPENAT2,
                 root,
                 rel.encode(_FS_ENCODING, _FS_ERRORS) if rel else b".",
@@ -347,7 +347,7 @@ class Root:
                 root = self._root_fd()
             except OSError as error:
                 return -(error.errno or errno.EIO)
-            fd = _SYSCALL(_OPENAT2, root, path, how, _HOW_SIZE)
+            fd = int(_SYSCALL(_OPENAT2, root, path, how, _HOW_SIZE))
             if fd >= 0:
                 return fd
             code = _get_errno()
