@@ -353,7 +353,7 @@ class MariaServer(Server):
         ]
 
     def ready(self) -> bool:
-        import pymysql
+        import pymysql  # type: ignore[import-untyped]
 
         try:
             connection = pymysql.connect(
