@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from anystore.exceptions import AnystoreError, InvalidOption, NotSupported, SerializationError
-from anystore.io import CHUNK_SIZE, WriteHandle
+from anystore.io import CHUNK_SIZE, WriteHandle, seek_target
 
 COMPRESSIONS = ("gz", "bz2", "xz", "zst", "lz4")
 # Other spellings people use for the same codecs (fsspec's names among them).
@@ -191,12 +191,7 @@ class DecompressingReader(io.RawIOBase):
             while self.read(CHUNK_SIZE):
                 pass
             self._size = self._position
-        if whence not in (io.SEEK_SET, io.SEEK_CUR, io.SEEK_END):
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        base = (0, self._position, self._size or 0)[whence]
-        target = base + offset
-        if target < 0:
-            raise ValueError(f"negative seek position {target}")
+        target = seek_target(self._position, self._size, offset, whence)
         if target < self._position:
             if not self._raw.seekable():
                 raise io.UnsupportedOperation("cannot seek backwards in a stream that can't seek")

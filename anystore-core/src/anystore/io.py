@@ -137,6 +137,28 @@ def iter_lines(handle: IO[bytes]) -> Any:
         yield line
 
 
+def seek_target(position: int, size: int | None, offset: int, whence: int) -> int:
+    """Where `seek(offset, whence)` lands for a reader at `position` of a `size`-byte value.
+
+    Raises ValueError for an unknown whence or a position before the start, as files do.
+    """
+    if whence == io.SEEK_SET:
+        target = offset
+    elif whence == io.SEEK_CUR:
+        target = position + offset
+    elif whence == io.SEEK_END:
+        if size is None:
+            raise io.UnsupportedOperation(
+                "the size of this value is not known: no seek from its end"
+            )
+        target = size + offset
+    else:
+        raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+    if target < 0:
+        raise ValueError(f"negative seek position {target}")
+    return target
+
+
 class RangeReader(io.RawIOBase):
     """A seekable raw reader over a value of `size` bytes that `read_range` fetches by ranges.
 
@@ -169,18 +191,8 @@ class RangeReader(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._position + offset
-        elif whence == io.SEEK_END:
-            position = self.size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        self._position = position
-        return position
+        self._position = seek_target(self._position, self.size, offset, whence)
+        return self._position
 
     def _fetch(self, length: int) -> bytes:
         length = min(length, self.size - self._position)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from anystore.exceptions import BackendUnavailable, ConcurrentModification
+from anystore.io import seek_target
 from anystore_s3.errors import Missing, Refused, Runner
 
 CHUNK = 1024 * 1024
@@ -65,18 +66,9 @@ class ObjectReader(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._position + offset
-        elif whence == io.SEEK_END:
-            position = self.size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        self._position = position  # the next read asks for it, only if it must
-        return position
+        # Only moves the position: the next read asks for it, and only if it must.
+        self._position = seek_target(self._position, self.size, offset, whence)
+        return self._position
 
     def readinto(self, buffer: Any) -> int:
         data = self._read(len(buffer))
