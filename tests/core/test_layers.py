@@ -199,3 +199,18 @@ def test_zstd_without_its_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "zstandard", None)
     with pytest.raises(NotSupported, match=r'pip install "anystore-core\[zstd\]"'):
         get_store("zstd::memory://")
+
+
+def test_zstd_never_returns_a_value_cut_short() -> None:
+    import zstandard
+
+    uri = f"memory://{uuid.uuid4().hex}"
+    frame = zstandard.ZstdCompressor().compress(bytes(range(256)) * 1200)
+    get_store(uri).put("cut", frame[: len(frame) // 2])
+    get_store(uri).put("two", frame + zstandard.ZstdCompressor().compress(b"second"))
+    store = get_store(f"zstd::{uri}")
+    with pytest.raises(SerializationError, match="cut short"):
+        store.get("cut")
+    with pytest.raises(SerializationError, match="cut short"):
+        store.open("cut", "rb").read()
+    assert store.get("two", serialization_mode="raw") == bytes(range(256)) * 1200 + b"second"

@@ -183,6 +183,12 @@ class DecompressingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         with decoding(self._key, self._codec, self._hint):
             count = int(self._stream.readinto(buffer))
+        if count == 0 and len(buffer) and self._size is not None and self._position < self._size:
+            # The header promised more: never hand out a value cut short as if it were whole.
+            raise SerializationError(
+                f"The compressed value at {self._key!r} ends after {self._position} of its "
+                f"{self._size} bytes: it is cut short"
+            )
         self._position += count
         return count
 

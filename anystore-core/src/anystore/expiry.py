@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import struct
 import time
 from collections.abc import Iterator
 from typing import IO, Any
 
 from anystore.backend import Backend, BackendStat, utc
-from anystore.io import WriteHandle, open_ranged
+from anystore.io import CHUNK_SIZE, WriteHandle, open_ranged, spooled_write_handle
 from anystore.layer import Layer
 
 MAGIC = b"\x00\xa7anystore-expiry\x00"
@@ -98,14 +99,19 @@ class EmulatedExpiry(Layer):
         stat = self.inner.stat(key)
         if stat is None or stat.size < HEADER:
             return stat
-        found, expires = self._expiry(key)
-        if not found or (expires is not None and expires <= time.time()):
+        handle = self.inner.open_read(key)
+        if handle is None:  # deleted since
             return None
+        with handle:  # header and size from one version (the times may be a later one's)
+            expires = expiry_of(handle.read(HEADER))
+            size = handle.seek(0, 2)
         if expires is None:
-            return stat
+            return dataclasses.replace(stat, size=size)
+        if expires <= time.time():
+            return None
         return dataclasses.replace(
             stat,
-            size=stat.size - HEADER,
+            size=size - HEADER,
             expires_at=utc(expires) if math.isfinite(expires) else None,
         )
 
@@ -141,10 +147,15 @@ class EmulatedExpiry(Layer):
         return open_ranged(size, read_range, handle.close)
 
     def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
-        inner = self.inner.open_write(key)
         if ttl:
-            inner.write(MAGIC + _EXPIRY.pack(time.time() + ttl))
-            return inner
+            # Spooled, so that the expiry counts from the close, as on backends with expiry.
+            def publish(spool: IO[bytes]) -> None:
+                with self.inner.open_write(key) as out:
+                    out.write(MAGIC + _EXPIRY.pack(time.time() + ttl))
+                    shutil.copyfileobj(spool, out, CHUNK_SIZE)
+
+            return spooled_write_handle(publish)
+        inner = self.inner.open_write(key)
         head = _HeadCheck(inner)
         return WriteHandle(head, head.commit, lambda _: inner.discard())  # type: ignore[arg-type]
 

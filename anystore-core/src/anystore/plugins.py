@@ -350,8 +350,8 @@ def find_backend(uri: str) -> Registration:
 def split_layers(uri: str) -> tuple[list[str], str]:
     """Split `gzip::readonly::redis://x` into (["gzip", "readonly"], "redis://x").
 
-    Only a chain of valid layer names counts, so a local path that merely contains `::` stays a
-    path."""
+    Only a chain of valid layer names counts: a path whose first part is not one (`./a::b`,
+    `/data/a::b`) stays a path, while `data::2024` is read as the layer `data`."""
     if "::" not in uri:
         return [], uri
     names = []

@@ -614,6 +614,14 @@ class StoreTests(GuaranteeTests):
         assert not store.exists("o")
         assert not store.exists("m")
 
+    def test_ttl_of_a_streamed_write_counts_from_its_close(self, store: Store) -> None:
+        handle = store.open("late", "wb", ttl=1)
+        handle.write(b"x")
+        time.sleep(0.9)
+        handle.close()
+        time.sleep(0.3)  # 1.2 s after open, 0.3 s after close
+        assert store.get("late") == "x"
+
     @pytest.mark.parametrize("ttl", [0, -1, "10", True, float("nan"), float("inf")])
     def test_bad_ttl(self, store: Store, ttl: Any) -> None:
         with pytest.raises(ValueError, match="ttl"):

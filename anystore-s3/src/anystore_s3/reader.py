@@ -115,6 +115,7 @@ class ObjectReader(io.RawIOBase):
             self._resumes += 1
             self._reopen(end)
             return data + self._read(length - len(data), to_end)
+        self._resumes = 0  # the limit is for breaks in a row, not over a long read's life
         return data
 
     def _range_end(self, length: int, to_end: bool) -> int:

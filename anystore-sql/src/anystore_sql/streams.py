@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, select
 
+from anystore.exceptions import AnystoreError
 from anystore.io import WriteHandle, open_ranged
 from anystore_sql import watchdog
 from anystore_sql.chunks import ChunkStatements, RangeSource, new_token, read_all, write_chunks
@@ -88,7 +89,8 @@ class Streams(Sessions):
         connection.execute(self._upsert, self._row(full, token, ttl, now, size))
         written = write_chunks(connection, self._chunked, full, token, source, now, watch.renew)
         if written != size:
-            raise RuntimeError(f"wrote {written} of {size} bytes of {full!r}")
+            # Our own spool changed size under us: an internal fault, not the caller's input.
+            raise AnystoreError(f"wrote {written} of {size} bytes of {full!r}; nothing published")
 
     def open_read(self, key: str) -> IO[bytes] | None:
         full = self._prefix + key

@@ -177,9 +177,11 @@ class LocalBackend(Backend):
             return None
         fd, result = opened
         try:
-            # Ask for one byte more than the size, to notice a file that grew meanwhile.
+            # Ask for one byte more than the size: exactly the size back means the end was
+            # reached. Anything else (a file that grew; a read capped short, as Linux caps one
+            # read at 2 GiB and network filesystems may at less) reads on to the end.
             data = os.read(fd, result.st_size + 1)
-            if len(data) <= result.st_size:
+            if len(data) == result.st_size:
                 return data
             chunks = [data]
             while chunk := os.read(fd, 1 << 20):

@@ -57,8 +57,16 @@ class ZstdLayer(ValueLayer):
         return bytes(self.zstd.ZstdCompressor(level=LEVEL).compress(data))
 
     def decode(self, key: str, data: bytes) -> bytes:
+        parts = []
         with _decoding(key, self.zstd):
-            return bytes(self.zstd.ZstdDecompressor().decompressobj().decompress(data))
+            while True:  # frame after frame, as `zstd -d` reads them
+                frame = self.zstd.ZstdDecompressor().decompressobj()
+                parts.append(frame.decompress(data))
+                if not frame.eof:
+                    raise self.zstd.ZstdError("the data ends inside a frame (cut short?)")
+                data = frame.unused_data
+                if not data:
+                    return b"".join(parts)
 
     def _size(self, handle: IO[bytes], key: str) -> int:
         """The value's size from its frame header (counted by decompressing if it has none)."""
