@@ -358,12 +358,18 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
         full = self._prefix + key
         extra = self._put_arguments(full, ttl)
 
+        def fresh_arguments() -> dict[str, Any]:
+            # Made when the first request goes out (at close for a value below part_size), so
+            # that a TTL counts from the write, not from open(); the marker then uses the same.
+            extra.update(self._put_arguments(full, ttl))
+            return extra
+
         def call(method: str, **arguments: Any) -> Awaitable[Any]:
             return self._call(method, Bucket=self.bucket, **arguments)
 
         target = MultipartTarget(
             full,
-            extra,
+            fresh_arguments,
             call,
             self._run,
             self._submit,

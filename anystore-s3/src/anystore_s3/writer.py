@@ -32,7 +32,7 @@ class MultipartTarget:
     def __init__(
         self,
         full: str,
-        extra: dict[str, Any],
+        extra: Callable[[], dict[str, Any]],
         call: Callable[..., Awaitable[Any]],
         run: Runner,
         submit: Callable[[Awaitable[Any]], concurrent.futures.Future[Any]],
@@ -76,7 +76,7 @@ class MultipartTarget:
         self.closed = True
         if self._upload_id is None:
             body = self._take_pending()
-            self._run(self._call("put_object", Key=self._full, Body=body, **self._extra))
+            self._run(self._call("put_object", Key=self._full, Body=body, **self._extra()))
             return
         if self._pending_size:
             self._send(self._take_pending())
@@ -138,7 +138,7 @@ class MultipartTarget:
     def _send(self, data: bytes) -> None:
         if self._upload_id is None:
             response: dict[str, Any] = self._run(
-                self._call("create_multipart_upload", Key=self._full, **self._extra)
+                self._call("create_multipart_upload", Key=self._full, **self._extra())
             )
             self._upload_id = str(response["UploadId"])
         while len(self._in_flight) >= self._concurrency:
