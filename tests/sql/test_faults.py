@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from anystore import get_store
 from anystore.exceptions import BackendUnavailable, ConcurrentModification, InvalidOption
 from anystore.store import Store
+from anystore.testing_guarantees import opposite_order_writers
 from anystore_sql import errors
 from anystore_sql.schema import KEY_LIMITS
 from tests.sql.servers import PrivateServer, start_mariadb, start_postgres
@@ -78,29 +78,9 @@ def test_timeouts_are_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 def test_opposite_orders_never_fail(database: str) -> None:
-    store = get_store(database)
+    # The kit's check, with more keys and rounds: enough to deadlock without the fixes.
     keys = [f"k{i:03d}" for i in range(80)]
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(2)
-
-    def write(order: list[str], value: int) -> None:
-        try:
-            barrier.wait()
-            for _ in range(25):
-                store.put_many([(key, value) for key in order])
-                store.delete_many(order[:20])
-        except BaseException as error:
-            failures.append(error)
-
-    threads = [
-        threading.Thread(target=write, args=(keys, 1)),
-        threading.Thread(target=write, args=(keys[::-1], 2)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert opposite_order_writers(get_store(database), keys, rounds=25, deleted=20) == []
 
 
 class _Deadlock(Exception):

@@ -159,7 +159,31 @@ def seek_target(position: int, size: int | None, offset: int, whence: int) -> in
     return target
 
 
-class RangeReader(io.RawIOBase):
+class SizedReader(io.RawIOBase):
+    """A raw reader over a value of known `size` whose position is only a number: `seek` moves
+    it (see `seek_target`), and a subclass's `readinto` reads from it."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        # Only moves the position: the next read asks the medium for it.
+        self._position = seek_target(self._position, self.size, offset, whence)
+        return self._position
+
+
+class RangeReader(SizedReader):
     """A seekable raw reader over a value of `size` bytes that `read_range` fetches by ranges.
 
     `read_range(start, length)` returns the bytes `[start, start + length)` of the version the
@@ -175,24 +199,9 @@ class RangeReader(io.RawIOBase):
         read_range: Callable[[int, int], bytes],
         on_close: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__()
-        self.size = size
+        super().__init__(size)
         self._read_range = read_range
         self._on_close = on_close
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._position = seek_target(self._position, self.size, offset, whence)
-        return self._position
 
     def _fetch(self, length: int) -> bytes:
         length = min(length, self.size - self._position)

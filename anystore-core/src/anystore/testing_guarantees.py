@@ -64,6 +64,35 @@ def _key_of(size: int, segment: int) -> str:
     return "/".join(parts)
 
 
+def opposite_order_writers(
+    store: Store, keys: list[str], *, rounds: int, deleted: int
+) -> list[BaseException]:
+    """Run two threads that `put_many` the same keys in opposite orders (and `delete_many` the
+    first `deleted` of their order) `rounds` times; return what they raised (none, on a backend
+    that orders its locks or retries its deadlocks)."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def write(order: list[str], value: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(rounds):
+                store.put_many([(key, value) for key in order])
+                store.delete_many(order[:deleted])
+        except BaseException as error:  # every failure is the finding
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=write, args=(keys, 1)),
+        threading.Thread(target=write, args=(keys[::-1], 2)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 class GuaranteeTests:
     """Tests of DESIGN.md §5a; `StoreTests` inherits them, so every backend runs them."""
 
@@ -234,27 +263,7 @@ class GuaranteeTests:
 
     def test_batch_writers_in_opposite_orders(self, store: Store) -> None:
         keys = [f"k{i:03d}" for i in range(60)]
-        errors: list[BaseException] = []
-        barrier = threading.Barrier(2)
-
-        def write(order: list[str], value: int) -> None:
-            try:
-                barrier.wait()
-                for _ in range(8):
-                    store.put_many([(key, value) for key in order])
-                    store.delete_many(order[:10])
-            except BaseException as error:  # every failure is the finding
-                errors.append(error)
-
-        threads = [
-            threading.Thread(target=write, args=(keys, 1)),
-            threading.Thread(target=write, args=(keys[::-1], 2)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        assert opposite_order_writers(store, keys, rounds=8, deleted=10) == []
         store.put_many([(key, 3) for key in keys])
         assert store.get_many(keys) == dict.fromkeys(keys, 3)
 

@@ -11,12 +11,11 @@ are compared with the first ones.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from anystore.exceptions import BackendUnavailable, ConcurrentModification
-from anystore.io import seek_target
+from anystore.io import SizedReader
 from anystore_s3.errors import Missing, Refused, Runner
 
 CHUNK = 1024 * 1024
@@ -28,7 +27,7 @@ SEEK_WINDOW = 1024 * 1024
 RESUMES = 2
 
 
-class ObjectReader(io.RawIOBase):
+class ObjectReader(SizedReader):
     """A seekable raw reader over one version of one object (see the module docstring).
 
     `run` runs a coroutine on the client's loop and translates its errors; `get(**arguments)`
@@ -43,9 +42,8 @@ class ObjectReader(io.RawIOBase):
         close_soon: Callable[[Any], None],
         name: str,
     ) -> None:
-        super().__init__()
+        super().__init__(int(response["ContentLength"]))
         self.name = name
-        self.size = int(response["ContentLength"])
         self.etag = str(response["ETag"])
         self._run = run
         self._get = get
@@ -53,22 +51,7 @@ class ObjectReader(io.RawIOBase):
         self._body: Any = response["Body"]
         self._body_at = 0  # the object offset the body continues at
         self._body_end = self.size  # where the body ends
-        self._position = 0
         self._resumes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        # Only moves the position: the next read asks for it, and only if it must.
-        self._position = seek_target(self._position, self.size, offset, whence)
-        return self._position
 
     def readinto(self, buffer: Any) -> int:
         data = self._read(len(buffer))
