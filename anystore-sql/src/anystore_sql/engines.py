@@ -37,7 +37,17 @@ WRITE_OPTION = "anystore_write"
 SNAPSHOT_OPTION = "anystore_snapshot"
 
 DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
-EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+# What to pip install for each SQLAlchemy driver name: an extra only fixes its own driver
+# (`[postgresql]` is psycopg 3, so `postgresql+psycopg2://` needs psycopg2 itself).
+DRIVER_PACKAGES = {
+    "psycopg": '"psycopg[binary]" (the anystore-sql[postgresql] extra)',
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+    "pymysql": "PyMySQL (the anystore-sql[mysql] extra)",
+    "mysqldb": "mysqlclient",
+    "mysqlconnector": "mysql-connector-python",
+    "mariadbconnector": "mariadb",
+}
 
 
 @dataclass
@@ -137,8 +147,8 @@ def _create(key: tuple[Any, ...], url: str, settings: SqlSettings) -> SharedEngi
     try:
         engine = create_engine(url, **kwargs)
     except (ImportError, NoSuchModuleError) as error:
-        extra = EXTRAS.get(backend)
-        hint = f'pip install "anystore-sql[{extra}]"' if extra else "install its driver"
+        package = DRIVER_PACKAGES.get(parsed.get_driver_name())
+        hint = f"pip install {package}" if package else "install its driver"
         raise BackendNotFound(
             f"The database driver for {mask_uri(url)} is missing ({error}): {hint}"
         ) from None
