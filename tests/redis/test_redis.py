@@ -196,3 +196,102 @@ def test_lock_is_a_native_expiring_key(client: redis.Redis, prefix: str) -> None
         assert 0 < client.pttl(name) <= 30_000
         assert list(store.iterate_keys()) == []
     assert not client.exists(name)
+
+
+def _count_round_trips(monkeypatch: pytest.MonkeyPatch, store: Store) -> list[str]:
+    """Record every command or pipeline the store's client sends, as a list of names."""
+    client = store.backend.client
+    sent: list[str] = []
+    command, pipeline = client.execute_command, client.pipeline
+
+    def counted_command(*args: object, **kwargs: object) -> object:
+        sent.append(str(args[0]))
+        return command(*args, **kwargs)
+
+    def counted_pipeline(*args: object, **kwargs: object) -> object:
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def counted_execute(*a: object, **k: object) -> object:
+            sent.append("pipeline:" + ",".join(str(c[0][0]) for c in pipe.command_stack))
+            return execute(*a, **k)
+
+        pipe.execute = counted_execute  # type: ignore[method-assign]
+        return pipe
+
+    monkeypatch.setattr(client, "execute_command", counted_command)
+    monkeypatch.setattr(client, "pipeline", counted_pipeline)
+    return sent
+
+
+def test_info_is_one_round_trip(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    store.put("a/b", "hello", ttl=60)
+    store.put("plain", "x")
+    sent = _count_round_trips(monkeypatch, store)
+    info = store.info("a/b")
+    assert sent == ["EVALSHA"]
+    assert info.size == 5 and info.expires_at is not None
+    assert info.created_at <= info.updated_at
+    assert store.info("plain").expires_at is None
+    assert store.info("missing", raise_on_nonexist=False) is None
+    assert sent == ["EVALSHA"] * 3
+
+
+def test_info_without_metadata_hash(client: redis.Redis, prefix: str) -> None:
+    client.set(f"{prefix}/foreign", "written by another tool")
+    info = get_store(f"redis://{HOST}:{PORT}/0/{prefix}").info("foreign")
+    assert info.size == len("written by another tool")
+    assert info.created_at == info.updated_at
+
+
+def test_delete_many_is_one_pipelined_unlink(
+    monkeypatch: pytest.MonkeyPatch, client: redis.Redis, prefix: str
+) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    keys = [f"d/{i:04d}" for i in range(2500)]
+    store.put_many(dict.fromkeys(keys, "v"))
+    sent = _count_round_trips(monkeypatch, store)
+    store.delete_many(keys)
+    # Store batches 1,000 keys per backend call: one pipeline each, two names (value, hash) a key.
+    assert sent == ["pipeline:UNLINK"] * 3
+    assert list(client.scan_iter(match=f"{prefix}/*", count=1000)) == []
+
+
+def test_listing_never_receives_metadata_hashes(
+    monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    store.put_many({f"x/{i:03d}": "v" for i in range(300)})
+    client = store.backend.client
+    received: list[bytes] = []
+    scan = client.scan
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        cursor, names = scan(*args, **kwargs)  # type: ignore[arg-type]
+        received.extend(names)
+        return cursor, names
+
+    monkeypatch.setattr(client, "scan", recorded)
+    assert sorted(store.iterate_keys()) == [f"x/{i:03d}" for i in range(300)]
+    assert sorted(store.iterate_keys(prefix="x")) == [f"x/{i:03d}" for i in range(300)]
+    assert len(received) == 600  # the values, twice; not a single metadata hash
+
+
+def test_listing_on_a_server_without_scan_type(
+    monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    store = get_store(f"redis://{HOST}:{PORT}/0/{prefix}")
+    store.put_many({"a": 1, "b/c": 2})
+    client = store.backend.client
+    scan = client.scan
+
+    def old_server(*args: object, **kwargs: object) -> object:
+        if kwargs.get("_type"):
+            raise redis.ResponseError("syntax error")
+        return scan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "scan", old_server)
+    assert sorted(store.iterate_keys()) == ["a", "b/c"]  # the hashes are skipped by name
+    assert store.backend._scan_strings is False
+    assert sorted(store.iterate_keys(prefix="b")) == ["b/c"]

@@ -4,7 +4,9 @@ A value lives at `<prefix>/<key>` as a Redis string, so other Redis tools can re
 timestamps and version token live beside it in a small hash, `<folder>/.~anystore-meta~<name>`
 (fields `c` created, `u` updated, `v` version), written in the same Lua call as the value, so `get`
 stays one GET. A read handle checks the version per range (`streams.py`). TTLs are native (PX on
-the value, PEXPIRE on the hash). Nothing outside the prefix is ever read, listed or deleted.
+the value, PEXPIRE on the hash). Listings SCAN with `TYPE string`, so the server never sends the
+hashes (Redis 6.0+; older servers send them and they are skipped by name). Nothing outside
+the prefix is ever read, listed or deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from redis.exceptions import NoScriptError
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import mask_uri
 from anystore.io import WriteHandle
-from anystore.keys import is_reserved, lock_name
+from anystore.keys import RESERVED_PREFIX, is_reserved, lock_name
 from anystore.settings import load_settings
 from anystore_redis import scripts, streams
 from anystore_redis.connection import parse_uri, pool, translate
@@ -87,6 +89,10 @@ class RedisBackend(Backend):
         self._open = self.client.register_script(scripts.OPEN)
         self._cleanup = self.client.register_script(scripts.CLEANUP)
         self._release = self.client.register_script(scripts.RELEASE)
+        self._stat = self.client.register_script(scripts.STAT)
+        # SCAN ... TYPE string (Redis 6.0+) leaves the metadata hashes on the server; set to False
+        # on a server that refuses the option, which then sends them and they are skipped here.
+        self._scan_strings = True
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -128,18 +134,10 @@ class RedisBackend(Backend):
 
     def stat(self, key: str) -> BackendStat | None:
         full = self._prefix + key
-
-        def run() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.exists(full)
-            pipe.strlen(full)
-            pipe.hmget(meta_key(full), "c", "u")
-            pipe.pttl(full)
-            return pipe.execute()
-
-        found, size, (created, updated), pttl = self._call(run)
-        if not found:
+        found = self._script(self._stat, [full, meta_key(full)])
+        if found is None:
             return None
+        size, created, updated, pttl = found
         now = time.time()
         expires = (
             datetime.fromtimestamp(now + pttl / 1000, timezone.utc) if pttl and pttl > 0 else None
@@ -153,7 +151,7 @@ class RedisBackend(Backend):
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         base = self._prefix + prefix
-        start = len(self._prefix)
+        start = len(self._prefix.encode("utf-8", "surrogateescape"))
         if prefix:
             if self._call(lambda: self.client.exists(base)):
                 yield prefix
@@ -162,15 +160,29 @@ class RedisBackend(Backend):
             pattern = escape_glob(self._prefix) + "*"
         cursor = 0
         while True:
-            page = self._call(partial(self.client.scan, cursor, match=pattern, count=SCAN_COUNT))
-            cursor, keys = cast("tuple[int, list[bytes]]", page)
+            cursor, keys = self._call(partial(self._scan_page, cursor, pattern))
             for raw in keys:
-                full = raw.decode("utf-8", "surrogateescape")
-                if is_reserved(full):
-                    continue
-                yield full[start:]
+                # Only the part below the prefix is decoded: the prefix is known.
+                name = raw[start:].decode("utf-8", "surrogateescape")
+                if RESERVED_PREFIX in name and is_reserved(name):
+                    continue  # metadata hashes (old servers), streaming temp keys, locks
+                yield name
             if cursor == 0:
                 return
+
+    def _scan_page(self, cursor: int, pattern: str) -> tuple[int, list[bytes]]:
+        """One SCAN page of string keys matching `pattern` (all types on a pre-6.0 server)."""
+        if self._scan_strings:
+            try:
+                page = self.client.scan(cursor, match=pattern, count=SCAN_COUNT, _type="string")
+                return cast("tuple[int, list[bytes]]", page)
+            except redis.ResponseError as error:
+                # Redis before 6.0 answers "ERR syntax error" to the TYPE option.
+                if cursor or "syntax" not in str(error).lower():
+                    raise
+                self._scan_strings = False
+        page = self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
+        return cast("tuple[int, list[bytes]]", page)
 
     # -- derived, native ---------------------------------------------------------------------
 
@@ -215,9 +227,17 @@ class RedisBackend(Backend):
         for key in keys:
             full = self._prefix + key
             names += (full, meta_key(full))
-        for i in range(0, len(names), BATCH * 2):
-            chunk = names[i : i + BATCH * 2]
-            self._call(partial(self.client.delete, *chunk))
+        if not names:
+            return
+
+        def run() -> None:
+            # One round trip: every UNLINK (value and metadata hash per key) in one pipeline.
+            pipe = self.client.pipeline(transaction=False)
+            for i in range(0, len(names), BATCH * 2):
+                pipe.unlink(*names[i : i + BATCH * 2])
+            pipe.execute()
+
+        self._call(run)
 
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
         full = self._prefix + lock_name(name)
