@@ -137,10 +137,45 @@ def test_copy_shows_progress_on_a_terminal(
     code, out, _ = run(capsysbinary, "copy", source, f"memory://cli-progress-{with_tqdm}")
     assert (code, out) == (0, b"3 copied, 0 skipped, 0 kept\n")
     shown = terminal.getvalue()
+    # A local source counts its keys first: the display has a total and an ETA.
     if with_tqdm:
-        assert "3key" in shown.replace(" ", "") and "copied=3" in shown
+        assert "3/3" in shown and "<00:00" in shown and "copied=3" in shown
     else:
-        assert "3 copied, 0 skipped, 0 kept: k" in shown and shown.endswith("\n")
+        assert "3/3 keys, ETA 0:00 (3 copied, 0 skipped, 0 kept): k" in shown
+        assert shown.endswith("\n")
+
+
+def _copy_on_a_terminal(
+    capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> str:
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code, out, _ = run(capsysbinary, "copy", *args)
+    assert (code, out) == (0, b"2 copied, 0 skipped, 0 kept\n")
+    return terminal.getvalue()
+
+
+def test_copy_counts_only_where_listing_is_cheap_unless_asked(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+):
+    import anystore.cli_copy
+
+    source = str(tmp_path / "src")
+    for i in range(2):
+        run(capsysbinary, "--store", source, "put", f"k{i}", str(i))
+    assert anystore.cli_copy.counts_cheaply("gzip::" + source)
+    assert anystore.cli_copy.counts_cheaply("memory://x")
+    assert not anystore.cli_copy.counts_cheaply("s3://bucket/x")
+    assert not anystore.cli_copy.counts_cheaply("redis://localhost/0")
+    shown = _copy_on_a_terminal(capsysbinary, monkeypatch, source, "memory://cnt-a", "--no-count")
+    assert "2 copied" in shown and "/2 keys" not in shown
+    # A source that is not cheap to list (as if remote) shows no total, unless --count asks.
+    monkeypatch.setattr(anystore.cli_copy, "CHEAP_LISTING", ())
+    shown = _copy_on_a_terminal(capsysbinary, monkeypatch, source, "memory://cnt-b")
+    assert "2 copied" in shown and "/2 keys" not in shown
+    shown = _copy_on_a_terminal(capsysbinary, monkeypatch, source, "memory://cnt-c", "--count")
+    assert "2/2 keys, ETA" in shown
 
 
 def test_version_and_store_after_the_command(

@@ -109,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     copy.add_argument("--prefix", default=None, help="only keys below this (whole segments)")
     copy.add_argument("--glob", default=None, help="only keys matching this")
     copy.add_argument("--overwrite", action="store_true", help="replace keys that differ")
+    copy.add_argument(
+        "--count",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="count the keys first, for a total and ETA on a terminal (default: only where "
+        "listing is cheap: memory:// and local folders)",
+    )
     sub["cleanup"].add_argument(
         "--older-than",
         type=float,
@@ -176,8 +183,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{plugin.name}\t{plugin.distribution} {plugin.version}\t{schemes}")
         return 0
     if args.command == "copy":
+        from anystore.cli_copy import run_copy
+
         _require_local_folder(args.source)
-        return _copy(args)
+        return run_copy(args)
     store = get_store(args.store, serialization_mode="raw")
     if args.command == "put":
         if args.input is not None or args.value == "-":
@@ -253,60 +262,6 @@ def _io(args: argparse.Namespace) -> int:
     with smart_open(args.input, "rb", args.input_compression) as source:
         _stream(source, args.output, args.output_compression)
     return 0
-
-
-def _copy(args: argparse.Namespace) -> int:
-    from anystore.copying import copy
-    from anystore.store import get_store
-
-    source, target = get_store(args.source), get_store(args.target)
-    counts = {"copied": 0, "skipped": 0, "kept": 0}
-    bar = _progress_bar() if sys.stderr.isatty() else None
-
-    def progress(key: str, outcome: str) -> None:
-        counts[outcome] += 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(counts, refresh=False)
-        elif sys.stderr.isatty():  # no tqdm: one line of counts, rewritten in place
-            done = ", ".join(f"{n} {name}" for name, n in counts.items())
-            print(f"\r{done}: {key[-60:]}\033[K", end="", file=sys.stderr, flush=True)
-
-    try:
-        report = copy(
-            source,
-            target,
-            prefix=args.prefix,
-            glob=args.glob,
-            overwrite=args.overwrite,
-            progress=progress,
-        )
-    except KeyboardInterrupt:
-        done = sum(counts.values())
-        raise Interrupted(
-            f"interrupted after {done} key{'s' if done != 1 else ''} "
-            f"({', '.join(f'{n} {name}' for name, n in counts.items())}); "
-            "run the same command again to resume"
-        ) from None
-    finally:
-        if bar is not None:
-            bar.close()
-        elif sys.stderr.isatty():
-            print(file=sys.stderr)
-    print(report)
-    return 0
-
-
-def _progress_bar() -> Any:
-    """A tqdm bar on stderr if tqdm is installed (`pip install anystore-core[progress]`).
-
-    The total is unknown: listings are lazy, and counting first would list every key twice.
-    """
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(desc="copy", unit="key", file=sys.stderr, dynamic_ncols=True)
 
 
 class Interrupted(Exception):
