@@ -338,7 +338,8 @@ def find_backend(uri: str) -> Registration:
     if base in KNOWN_DISTRIBUTIONS:
         raise BackendNotFound(
             f"No backend for {scheme}:// is installed: pip install {KNOWN_DISTRIBUTIONS[base]} "
-            f"(installed schemes: {served})"
+            f"(until it is on PyPI, from a clone of the repository: pip install "
+            f"./{KNOWN_DISTRIBUTIONS[base]}; installed schemes: {served})"
         )
     if "*" in schemes and _fsspec_knows(base):
         return schemes["*"]
