@@ -69,13 +69,9 @@ class WriteHandle(io.BufferedIOBase):
 
     def discard(self) -> None:
         """Drop everything written so far; the stored value (if any) is left untouched."""
-        if self._done:
-            return
-        self._done = True
-        try:
-            self._abort(self._target)
-        finally:
-            super().close()
+        if not self._done:
+            self._commit, self._abort = self._abort, _leave
+            self.close()
 
     def __exit__(
         self,
@@ -94,6 +90,10 @@ class WriteHandle(io.BufferedIOBase):
             self.discard()
         except Exception:
             pass
+
+
+def _leave(_: IO[bytes]) -> None:
+    """The abort of a discarded handle: its own abort already ran as its commit."""
 
 
 class TextWriteHandle(io.TextIOWrapper):
@@ -161,7 +161,7 @@ def seek_target(position: int, size: int | None, offset: int, whence: int) -> in
 
 class SizedReader(io.RawIOBase):
     """A raw reader over a value of known `size` whose position is only a number: `seek` moves
-    it (see `seek_target`), and a subclass's `readinto` reads from it."""
+    it (see `seek_target`), and a subclass's `_fetch` reads from it (`_release` on close)."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -181,6 +181,33 @@ class SizedReader(io.RawIOBase):
         # Only moves the position: the next read asks the medium for it.
         self._position = seek_target(self._position, self.size, offset, whence)
         return self._position
+
+    def _fetch(self, length: int, rest: bool = False) -> bytes:
+        """Up to `length` bytes at the position, moving past them; `rest`: the caller reads on
+        to the end (a stream may keep going instead of asking for ranges)."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Let go of what the reader holds (a connection, a body); runs once, on close."""
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._fetch(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        # CHUNK_SIZE pieces, not io's default of 8 KiB per call (a query or a request each).
+        chunks = []
+        while chunk := self._fetch(CHUNK_SIZE, rest=True):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._release()
+            finally:
+                super().close()
 
 
 class RangeReader(SizedReader):
@@ -203,7 +230,7 @@ class RangeReader(SizedReader):
         self._read_range = read_range
         self._on_close = on_close
 
-    def _fetch(self, length: int) -> bytes:
+    def _fetch(self, length: int, rest: bool = False) -> bytes:
         length = min(length, self.size - self._position)
         if length <= 0:
             return b""
@@ -216,25 +243,9 @@ class RangeReader(SizedReader):
         self._position += length
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self._fetch(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        # One range per CHUNK_SIZE, not io's default of 8 KiB per call (a query each).
-        chunks = []
-        while chunk := self._fetch(CHUNK_SIZE):
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                if self._on_close is not None:
-                    self._on_close()
-            finally:
-                super().close()
+    def _release(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
 
 
 def open_ranged(
