@@ -10,10 +10,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from anystore.exceptions import ConcurrentModification
 from anystore.io import CHUNK_SIZE
-from anystore.store import Store
+
+if TYPE_CHECKING:
+    from anystore.store import Store
 
 # Values up to this size are compared by checksum as well as size before they are skipped;
 # larger ones by size alone, since checksumming both sides would read them twice.

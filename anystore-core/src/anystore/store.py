@@ -18,6 +18,7 @@ from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from anystore.backend import Backend
+from anystore.copying import copy
 from anystore.exceptions import AnystoreError, DoesNotExist, InvalidOption, ReadOnly, mask_uri
 from anystore.io import CHUNK_SIZE, TextWriteHandle, iter_lines
 from anystore.keys import (
@@ -46,7 +47,6 @@ from anystore.options import (
 from anystore.serialization import decode, encode
 
 if TYPE_CHECKING:
-    from anystore.copying import CopyReport
     from anystore.locking import Lock
     from anystore.plugins import Registration
     from anystore.stats import Stats
@@ -677,19 +677,7 @@ class Store:
                 result[key] = self._decode(data, serialization_mode, model, deserialization_func)
         return result
 
-    def copy_to(
-        self,
-        target: Store,
-        *,
-        prefix: str | None = None,
-        glob: str | None = None,
-        overwrite: bool = False,
-        progress: Callable[[str, str], None] | None = None,
-    ) -> CopyReport:
-        """Copy this store's keys to `target`; see `anystore.copy`."""
-        from anystore.copying import copy
-
-        return copy(self, target, prefix=prefix, glob=glob, overwrite=overwrite, progress=progress)
+    copy_to = copy  # source.copy_to(target, ...) is anystore.copy(source, target, ...)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete every key; missing keys are ignored. Raises `InvalidKey` before deleting any
