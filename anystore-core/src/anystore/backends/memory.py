@@ -3,6 +3,10 @@
 Every store opened on the same name sees the same data (so two `get_store("memory://cache")`
 calls share it); `memory://` alone is the namespace named "". This is not fsspec's global memory
 filesystem: nothing here is visible to fsspec and vice versa.
+
+Values sit in one flat dict (a get is one lookup); a folder index beside it (folder -> its keys and
+subfolders) lets a listing visit only the folders below its prefix, copying one folder's names at
+a time, instead of copying every key of the namespace per call.
 """
 
 from __future__ import annotations
@@ -19,12 +23,55 @@ from anystore.keys import normalize_prefix
 _Entry = tuple[bytes, float, float, "float | None"]
 
 
+class _Folder:
+    __slots__ = ("keys", "subfolders")
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()  # full keys of the values directly in this folder
+        self.subfolders: set[str] = set()  # full paths of the folders directly in it
+
+
 class _Namespace:
     def __init__(self) -> None:
         self.entries: dict[str, _Entry] = {}
         self.lock = threading.Lock()
+        # Folder path ("" for the root) -> _Folder; changed only under `lock`, with `entries`.
+        self.folders: dict[str, _Folder] = {"": _Folder()}
         # Lock name -> (token, expiry); apart from the entries so listings never see them.
         self.locks: dict[str, tuple[str, float]] = {}
+
+    def index(self, full: str) -> None:
+        """Add a new key to the folder index (under `lock`)."""
+        folder, _, _ = full.rpartition("/")
+        node = self.folders.get(folder)
+        if node is None:
+            node = self._make(folder)
+        node.keys.add(full)
+
+    def _make(self, folder: str) -> _Folder:
+        node = self.folders[folder] = _Folder()
+        parent, _, _ = folder.rpartition("/")
+        above = self.folders.get(parent)
+        if above is None:
+            above = self._make(parent)
+        above.subfolders.add(folder)
+        return node
+
+    def remove(self, full: str) -> _Entry | None:
+        """Remove a key and its index entry, pruning emptied folders (under `lock`)."""
+        entry = self.entries.pop(full, None)
+        if entry is None:
+            return None
+        folder = full.rpartition("/")[0]
+        node = self.folders[folder]
+        node.keys.discard(full)
+        while folder and not node.keys and not node.subfolders:
+            del self.folders[folder]
+            parent = folder.rpartition("/")[0]
+            node = self.folders[parent]
+            node.subfolders.discard(folder)
+            folder = parent
+        return entry
 
 
 _namespaces: dict[str, _Namespace] = {}
@@ -58,12 +105,13 @@ class MemoryBackend(Backend):
         self._prefix = prefix + "/" if prefix else ""
 
     def _live(self, key: str) -> _Entry | None:
-        entry = self._entries.get(self._prefix + key)
+        full = self._prefix + key
+        entry = self._entries.get(full)
         if entry is not None and entry[3] is not None and entry[3] <= time.time():
             with self._lock:
                 # Only drop it if nobody replaced it meanwhile.
-                if self._entries.get(self._prefix + key) is entry:
-                    del self._entries[self._prefix + key]
+                if self._entries.get(full) is entry:
+                    self._namespace.remove(full)
             return None
         return entry
 
@@ -79,56 +127,75 @@ class MemoryBackend(Backend):
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         now = time.time()
         full = self._prefix + key
+        entries = self._entries
         with self._lock:
-            old = self._entries.get(full)
-            # An overwrite keeps created_at; an expired entry counts as gone.
-            created = now if old is None or (old[3] is not None and old[3] <= now) else old[1]
-            self._entries[full] = (data, created, now, now + ttl if ttl else None)
+            old = entries.get(full)
+            if old is None:
+                self._namespace.index(full)
+                created = now
+            elif old[3] is not None and old[3] <= now:
+                created = now  # an expired entry counts as gone
+            else:
+                created = old[1]  # an overwrite keeps created_at
+            entries[full] = (data, created, now, now + ttl if ttl else None)
 
     def delete(self, key: str) -> None:
         with self._lock:
-            self._entries.pop(self._prefix + key, None)
+            self._namespace.remove(self._prefix + key)
 
     def pop(self, key: str) -> bytes | None:
         with self._lock:
-            entry = self._entries.pop(self._prefix + key, None)
+            entry = self._namespace.remove(self._prefix + key)
         if entry is None or (entry[3] is not None and entry[3] <= time.time()):
             return None
         return entry[0]
 
     def delete_many(self, keys: Iterable[str]) -> None:
+        remove, prefix = self._namespace.remove, self._prefix
         with self._lock:
             for key in keys:
-                self._entries.pop(self._prefix + key, None)
+                remove(prefix + key)
 
     def stat(self, key: str) -> BackendStat | None:
         entry = self._live(key)
         if entry is None:
             return None
         data, created, updated, expires = entry
+        updated_at = utc(updated)
         return BackendStat(
             size=len(data),
-            created_at=utc(created),
-            updated_at=utc(updated),
+            # A value never overwritten has one time: one datetime instead of two.
+            created_at=updated_at if created == updated else utc(created),
+            updated_at=updated_at,
             expires_at=utc(expires) if expires is not None else None,
         )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        base = self._prefix + prefix
-        # Snapshot the key list so that writers are never blocked by a slow consumer.
-        with self._lock:
-            keys = list(self._entries)
-        now = time.time()
+        entries, folders = self._entries, self._namespace.folders
         start = len(self._prefix)
-        for key in keys:
-            if prefix and not (key == base or key.startswith(base + "/")):
-                continue
-            if not key.startswith(self._prefix):
-                continue
-            entry = self._entries.get(key)
-            if entry is None or (entry[3] is not None and entry[3] <= now):
-                continue
-            yield key[start:]
+        if prefix:
+            top = self._prefix + prefix
+            entry = entries.get(top)
+            if entry is not None and (entry[3] is None or entry[3] > time.time()):
+                yield prefix
+        else:
+            top = self._prefix[:-1]
+        # One folder at a time: its names are copied under the lock, so writers are never
+        # blocked by a slow consumer, and a key that lives throughout is listed exactly once.
+        pending = [top]
+        while pending:
+            with self._lock:
+                node = folders.get(pending.pop())
+                if node is None:
+                    continue
+                keys = list(node.keys)
+                pending.extend(node.subfolders)
+            now = time.time()
+            for key in keys:
+                entry = entries.get(key)
+                if entry is None or (entry[3] is not None and entry[3] <= now):
+                    continue
+                yield key[start:]
 
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
         locks = self._namespace.locks
