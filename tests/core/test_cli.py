@@ -270,3 +270,84 @@ def test_ctrl_c_while_put_reads_stdin(
     code, _, err = run(capsysbinary, "--store", str(tmp_path), "put", "k")
     assert code == 130 and "nothing was written to 'k'" in err
     assert run(capsysbinary, "--store", str(tmp_path), "exists", "k")[0] == 1
+
+
+def test_a_redis_error_is_not_the_missing_key_code(capsysbinary: pytest.CaptureFixture[bytes]):
+    """The issue saw a raw redis error exit 1, the code of a missing key."""
+    from tests.services import require_port
+
+    require_port("127.0.0.1", 6379, "Redis")
+    code, _, err = run(capsysbinary, "--store", "redis://127.0.0.1:6379/99", "keys")
+    assert code == 2 and err.count("\n") == 1 and "no database 99" in err
+    uri = "redis://nobody:wrong@127.0.0.1:6379/0"
+    code, _, err = run(capsysbinary, "--store", uri, "keys")
+    assert code == 3 and err.count("\n") == 1 and "wrong" not in err
+
+
+def test_a_missing_plugin_says_how_to_install_it_from_the_repository(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "redis")
+    code, _, err = run(capsysbinary, "--store", "redis://localhost/0", "keys")
+    assert code == 2 and err.count("\n") == 1
+    assert "pip install anystore-redis" in err and "pip install ./anystore-redis" in err
+
+
+def test_the_psycopg2_hint_names_psycopg2(capsysbinary: pytest.CaptureFixture[bytes]):
+    """`[postgresql]` installs psycopg 3, which does not serve postgresql+psycopg2://."""
+    pytest.importorskip("anystore_sql")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("psycopg2 is installed: there is no missing driver to name")
+    code, _, err = run(capsysbinary, "--store", "postgresql+psycopg2://127.0.0.1/test", "keys")
+    assert code == 2 and "pip install psycopg2-binary" in err
+    assert "anystore-sql[postgresql]" not in err
+
+
+# Start-up: a command on memory:// or a local folder must not pay for these imports (each is
+# tens of milliseconds; the issue measured 0.5-1.8 s per call).
+HEAVY = ("pydantic", "fsspec", "redis", "sqlalchemy", "s3fs", "aiobotocore", "tqdm", "yaml")
+PROBE = f"""
+import sys
+from anystore.cli import main
+code = main(sys.argv[1:])
+print(sorted({{m.partition(".")[0] for m in sys.modules}} & {set(HEAVY)!r}), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--store", "memory://", "keys"],
+        ["--store", "{tmp}", "put", "k", "v"],
+        ["--store", "{tmp}", "get", "k"],
+        ["--store", "{tmp}", "keys"],
+        ["--store", "gzip::{tmp}/g", "put", "k", "v"],
+    ],
+)
+def test_start_up_imports_nothing_heavy(tmp_path: Path, args: list[str]):
+    (tmp_path / "k").write_bytes(b"v")
+    argv = [a.format(tmp=tmp_path) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == "[]"
+
+
+def test_python_dash_m_anystore(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "anystore", "--store", str(tmp_path / "s"), "get", "nothing"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and result.stderr.startswith("anystore: ")
+    version = subprocess.run([sys.executable, "-m", "anystore", "--version"], capture_output=True)
+    assert version.returncode == 0 and version.stdout.startswith(b"anystore 0.")
