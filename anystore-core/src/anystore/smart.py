@@ -324,12 +324,8 @@ def smart_write_models(
     **options: Any,
 ) -> None:
     """Write pydantic models as JSON lines (or CSV rows of their dumps) at `uri`, streaming."""
-    if output_format == "json":
-        smart_write_json(uri, (o.model_dump(mode="json") for o in objects), compression, **options)
-    elif output_format == "csv":
-        smart_write_csv(uri, (o.model_dump(mode="json") for o in objects), compression, **options)
-    else:
-        raise InvalidOption(f"output_format must be 'json' or 'csv', not {output_format!r}")
+    dumps = (o.model_dump(mode="json") for o in objects)
+    smart_write_data(uri, dumps, output_format, compression, **options)
 
 
 def smart_stream_data(
