@@ -351,3 +351,20 @@ def test_python_dash_m_anystore(tmp_path: Path):
     assert result.returncode == 1 and result.stderr.startswith("anystore: ")
     version = subprocess.run([sys.executable, "-m", "anystore", "--version"], capture_output=True)
     assert version.returncode == 0 and version.stdout.startswith(b"anystore 0.")
+
+
+def test_ctrl_c_while_counting_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+):
+    import anystore.cli_copy
+
+    def interrupted(*args: Any) -> int:
+        raise KeyboardInterrupt
+
+    source = str(tmp_path / "src")
+    run(capsysbinary, "--store", source, "put", "k", "v")
+    monkeypatch.setattr(anystore.cli_copy, "_total", interrupted)
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    code, _, _ = run(capsysbinary, "copy", source, "memory://cli-count-interrupted")
+    assert code == 130
+    assert sys.stderr.getvalue().startswith("anystore: interrupted after 0 keys")
