@@ -16,13 +16,14 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from functools import partial
 from typing import IO, Any, cast
 
-from anystore.backend import Backend, BackendStat
+from anystore.backend import Backend, BackendStat, utc
 from anystore.backends import sidecar
+from anystore.clients import Translated
 from anystore.exceptions import BackendNotFound, ConcurrentModification, ReadOnly, mask_uri
 from anystore.io import open_ranged
-from anystore.keys import RESERVED_PREFIX, is_reserved
 
 # What fsspec implementations report that changes with each new version of a file, best first.
 _VERSION_FIELDS = (
@@ -60,10 +61,10 @@ def _timestamp(info: dict[str, Any]) -> datetime:
         if isinstance(value, datetime):
             return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         if isinstance(value, (int, float)):
-            return datetime.fromtimestamp(value, timezone.utc)
+            return utc(value)
         if isinstance(value, tuple) and len(value) == 6:  # zip's date_time
             return datetime(*value, tzinfo=timezone.utc)
-    return datetime.fromtimestamp(0, timezone.utc)
+    return utc(0)
 
 
 class FsspecBackend(Backend):
@@ -92,9 +93,7 @@ class FsspecBackend(Backend):
     def _expiry(self, path: str) -> bytes | None:
         try:
             return cast(bytes, self.fs.cat_file(self._sidecar(path)))  # fsspec is untyped
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return None
-        except Exception:
+        except Exception:  # missing, or a protocol that cannot say: no TTL
             return None
 
     def _expired(self, path: str) -> bool:
@@ -111,14 +110,13 @@ class FsspecBackend(Backend):
             except (FileNotFoundError, NotImplementedError, OSError):
                 pass
 
-    def _writing(self, key: str, action: Any) -> Any:
-        try:
-            return action()
-        except _WRITE_REFUSED as error:
-            raise ReadOnly(
-                f"Cannot write {key!r} to {mask_uri(self.uri)}: the {self.fs.protocol} protocol "
-                f"refused ({type(error).__name__}: {error})"
-            ) from error
+    def _refused(self, key: str, error: Exception) -> ReadOnly | None:
+        if not isinstance(error, _WRITE_REFUSED):
+            return None
+        return ReadOnly(
+            f"Cannot write {key!r} to {mask_uri(self.uri)}: the {self.fs.protocol} protocol "
+            f"refused ({type(error).__name__}: {error})"
+        )
 
     def read(self, key: str) -> bytes | None:
         path = self._path(key)
@@ -131,15 +129,12 @@ class FsspecBackend(Backend):
 
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         path = self._path(key)
-
-        def put() -> None:
+        with Translated(partial(self._refused, key)):
             if ttl:
                 self.fs.pipe_file(self._sidecar(path), sidecar.expiry_text(ttl))
             elif self._expiry(path) is not None:
                 self.fs.rm_file(self._sidecar(path))
             self.fs.pipe_file(path, data)
-
-        self._writing(key, put)
 
     def delete(self, key: str) -> None:
         self._remove(self._path(key))
@@ -160,7 +155,7 @@ class FsspecBackend(Backend):
             created_at=updated,
             updated_at=updated,
             mimetype=info.get("ContentType") or info.get("mimetype"),
-            expires_at=datetime.fromtimestamp(expires_at, timezone.utc) if expires_at else None,
+            expires_at=utc(expires_at) if expires_at else None,
         )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
@@ -170,15 +165,11 @@ class FsspecBackend(Backend):
             if not self._expired(start):
                 yield prefix
             return
+        # Sidecars and temp files have reserved names, which Store leaves out of listings.
         try:
-            walker = self.fs.walk(start, detail=False)
-            for folder, _, files in walker:
-                if is_reserved(folder):
-                    continue
+            for folder, _, files in self.fs.walk(start, detail=False):
                 names = set(files)
                 for name in files:
-                    if name.startswith(RESERVED_PREFIX):
-                        continue
                     path = f"{folder.rstrip('/')}/{name}" if folder else name
                     if sidecar.sidecar_name(name) in names and self._expired(path):
                         continue
