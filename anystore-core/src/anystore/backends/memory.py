@@ -40,20 +40,13 @@ class _Namespace:
         # Lock name -> (token, expiry); apart from the entries so listings never see them.
         self.locks: dict[str, tuple[str, float]] = {}
 
-    def index(self, full: str) -> None:
-        """Add a new key to the folder index (under `lock`)."""
-        folder, _, _ = full.rpartition("/")
-        node = self.folders.get(folder)
-        if node is None:
-            node = self._make(folder)
-        node.keys.add(full)
-
-    def _make(self, folder: str) -> _Folder:
+    def make(self, folder: str) -> _Folder:
+        """The index node of a new folder, linked into its parents (under `lock`)."""
         node = self.folders[folder] = _Folder()
         parent, _, _ = folder.rpartition("/")
         above = self.folders.get(parent)
         if above is None:
-            above = self._make(parent)
+            above = self.make(parent)
         above.subfolders.add(folder)
         return node
 
@@ -65,7 +58,7 @@ class _Namespace:
         folder = full.rpartition("/")[0]
         node = self.folders[folder]
         node.keys.discard(full)
-        while folder and not node.keys and not node.subfolders:
+        while not node.keys and folder and not node.subfolders:
             del self.folders[folder]
             parent = folder.rpartition("/")[0]
             node = self.folders[parent]
@@ -101,6 +94,7 @@ class MemoryBackend(Backend):
         self._namespace = _namespace(name)
         self._entries = self._namespace.entries
         self._lock = self._namespace.lock
+        self._folders = self._namespace.folders
         prefix = normalize_prefix(path)
         self._prefix = prefix + "/" if prefix else ""
 
@@ -131,7 +125,10 @@ class MemoryBackend(Backend):
         with self._lock:
             old = entries.get(full)
             if old is None:
-                self._namespace.index(full)
+                # A new key joins the folder index (inline: this is every first put's cost).
+                folder = full.rpartition("/")[0]
+                node = self._folders.get(folder) or self._namespace.make(folder)
+                node.keys.add(full)
                 created = now
             elif old[3] is not None and old[3] <= now:
                 created = now  # an expired entry counts as gone
