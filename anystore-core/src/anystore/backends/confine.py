@@ -436,6 +436,18 @@ class Root:
             return Folder(self._root_fd(), self.path, rel, owned=False)
         return Folder(self.open(rel, FOLDER_FLAGS), self.full(rel), rel)
 
+    def existing_folder(self, rel: str, outside: bool = False) -> Folder | None:
+        """`folder(rel)`, or None where it is missing (or not a folder); `outside=True`: None
+        for one beyond a symlink out of the root too, instead of `Outside`."""
+        try:
+            return self.folder(rel)
+        except Outside:
+            if outside:
+                return None
+            raise
+        except OSError:
+            return None
+
     def folder_and_parent(self, rel: str) -> tuple[Folder | None, Folder]:
         """The existing folder `rel` and its parent folder (None for the root), the one opened
         through the other (cheaper than two lookups from the root); raises like `folder`."""

@@ -14,15 +14,16 @@ import os
 import stat as stat_mode
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from functools import partial
 from typing import IO
 
-from anystore.backend import Backend, BackendStat
+from anystore.backend import Backend, BackendStat, utc
 from anystore.backends import lockfile, sidecar
 from anystore.backends.confine import O_DIRECTORY, O_NOFOLLOW, Folder, Root, Vanished
-from anystore.exceptions import ConcurrentModification, InvalidKey, ReadOnly
+from anystore.clients import Translated
+from anystore.exceptions import AnystoreError, ConcurrentModification, InvalidKey, ReadOnly
 from anystore.io import WriteHandle
-from anystore.keys import LOCK_PREFIX, RESERVED_PREFIX, lock_name
+from anystore.keys import LOCK_PREFIX, RESERVED_PREFIX, join, lock_name
 
 _BINARY = getattr(os, "O_BINARY", 0)
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | _BINARY
@@ -44,17 +45,9 @@ FOLDER_ATTEMPTS = 50
 _RESERVED_NAME_BYTES = 64
 
 
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
-
-
 def _split(key: str) -> tuple[str, str]:
     head, _, name = key.rpartition("/")
     return head, name
-
-
-def _join(head: str, name: str) -> str:
-    return f"{head}/{name}" if head else name
 
 
 def _filesystem_limits(path: str) -> tuple[int, int]:
@@ -115,7 +108,7 @@ class LocalBackend(Backend):
         """The expiry in `key`'s TTL sidecar, or None if it has none."""
         head, name = _split(key)
         try:
-            fd = self._root.open(_join(head, sidecar.sidecar_name(name)), _OPEN_SIDECAR)
+            fd = self._root.open(join(head, sidecar.sidecar_name(name)), _OPEN_SIDECAR)
         except OSError:
             return None
         try:
@@ -135,9 +128,8 @@ class LocalBackend(Backend):
         """Remove an expired value and its sidecar; with `seen`, only if the file is still that
         one (a concurrent rewrite is left alone)."""
         head, name = _split(key)
-        try:
-            folder = self._root.folder(head)
-        except (OSError, InvalidKey):
+        folder = self._root.existing_folder(head, outside=True)
+        if folder is None:
             return
         with folder:
             if seen is not None:
@@ -252,9 +244,8 @@ class LocalBackend(Backend):
         """Remove folders left empty by a delete, up to (not including) the root."""
         while head:
             parent, _, name = head.rpartition("/")
-            try:
-                folder = self._root.folder(parent)
-            except (OSError, InvalidKey):
+            folder = self._root.existing_folder(parent, outside=True)
+            if folder is None:
                 return
             with folder:
                 try:
@@ -282,9 +273,9 @@ class LocalBackend(Backend):
         return BackendStat(
             size=result.st_size,
             # A rename replaces the file, so the filesystem cannot keep the first write's time.
-            created_at=_utc(result.st_mtime),
-            updated_at=_utc(result.st_mtime),
-            expires_at=_utc(expires) if expires is not None else None,
+            created_at=utc(result.st_mtime),
+            updated_at=utc(result.st_mtime),
+            expires_at=utc(expires) if expires is not None else None,
         )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
@@ -349,7 +340,7 @@ class LocalBackend(Backend):
                         files.append(name)  # not a FIFO, socket or device: reads skip those
             for name in links:
                 try:
-                    result = self._root.stat(_join(folder, name))
+                    result = self._root.stat(join(folder, name))
                 except (OSError, InvalidKey):
                     continue  # dangling, a loop, or outside the root
                 if stat_mode.S_ISREG(result.st_mode):
@@ -367,9 +358,8 @@ class LocalBackend(Backend):
 
     def pop(self, key: str) -> bytes | None:
         head, name = _split(key)
-        try:
-            folder = self._root.folder(head)
-        except OSError:
+        folder = self._root.existing_folder(head)
+        if folder is None:
             return None
         with folder:
             try:
@@ -492,9 +482,8 @@ class LocalBackend(Backend):
 
     def release_lock(self, name: str, token: str) -> bool:
         head, _ = _split(name)
-        try:
-            folder = self._root.folder(head)
-        except OSError:
+        folder = self._root.existing_folder(head)
+        if folder is None:
             return False
         with folder:
             released = lockfile.remove(folder, _split(lock_name(name))[1], token)
@@ -526,7 +515,7 @@ class LocalBackend(Backend):
             if count:
                 emptied.append(rel)
                 removed += count
-            stack.extend(_join(rel, name) for name in subfolders)
+            stack.extend(join(rel, name) for name in subfolders)
         for rel in emptied:
             self._prune(rel)
         return removed
@@ -574,21 +563,19 @@ class LocalBackend(Backend):
 
         A concurrent delete may prune the folder between making it and creating the file in it:
         then it is made again, a bounded number of times."""
+        errors = Translated(partial(self._write_error, key))
         for _ in range(FOLDER_ATTEMPTS):
             try:
-                folder = self._root.make_folder(head)
+                with errors:
+                    folder = self._root.make_folder(head)
             except Vanished:
                 continue
-            except OSError as error:
-                raise self._write_error(key, error) from error
             temp = sidecar.temp_name()
             try:
-                return folder, temp, folder.open(temp, _OPEN_NEW, 0o666)
+                with errors:
+                    return folder, temp, folder.open(temp, _OPEN_NEW, 0o666)
             except FileNotFoundError:
                 folder.close()  # pruned under us
-            except OSError as error:
-                folder.close()
-                raise self._write_error(key, error) from error
             except BaseException:
                 folder.close()
                 raise
@@ -597,7 +584,7 @@ class LocalBackend(Backend):
             f"{FOLDER_ATTEMPTS} times while it was being made; try again"
         )
 
-    def _write_error(self, key: str, error: OSError) -> Exception:
+    def _write_error(self, key: str, error: Exception) -> AnystoreError | None:
         if isinstance(error, (NotADirectoryError, FileExistsError)):
             return InvalidKey(
                 f"Invalid key {key!r}: a part of it is already a value in {self.root}; on local "
@@ -605,9 +592,9 @@ class LocalBackend(Backend):
             )
         if isinstance(error, PermissionError):
             return ReadOnly(f"Cannot write {key!r} below {self.root}: {error}")
-        if error.errno == errno.ENAMETOOLONG:
+        if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:
             return InvalidKey(f"Invalid key {key!r}: too long for this filesystem")
-        return error
+        return None
 
     def _publish(self, key: str, folder: Folder, temp: str, name: str, ttl: float | None) -> None:
         """Rename the complete temp file to `name` (with its TTL sidecar, or none)."""
