@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from types import TracebackType
 from typing import IO, Any
 
 from anystore.exceptions import ConcurrentModification
@@ -73,12 +72,7 @@ class WriteHandle(io.BufferedIOBase):
             self._commit, self._abort = self._abort, _leave
             self.close()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
             self.discard()
         else:
@@ -99,12 +93,7 @@ def _leave(_: IO[bytes]) -> None:
 class TextWriteHandle(io.TextIOWrapper):
     """Text mode over a `WriteHandle` that also drops the write when its block raises."""
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
             self.buffer.discard()  # type: ignore[attr-defined]
         self.close()
