@@ -1,15 +1,19 @@
-"""Helpers shared by the benchmark scripts: timing, the 1.5.5 baseline venv, result tables."""
+"""Helpers shared by the benchmark scripts: timing, the 1.5.5 baseline venv, loopback servers,
+result tables. Everything a baseline interpreter runs (store_ops.py, bigvalue.py) imports only the
+standard library from here."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent / ".bench"
@@ -40,6 +44,77 @@ def best_time(action: Callable[[], object], rounds: int = 3) -> float:
     return best
 
 
+def time_ops(
+    keys: list[str], ops: dict[str, Callable[[str], object]], iterate: Callable[[], int]
+) -> dict[str, float]:
+    """One repetition: seconds per call of each op in `ops` (in order) over `keys`, and of one
+    `iterate()` (which returns how many keys it listed) as "iterate", run after the op named
+    "exists" so that every key is there; an op named "delete" runs last."""
+    results: dict[str, float] = {}
+    for name, action in ops.items():
+        if name == "delete":
+            continue
+        start = time.perf_counter()
+        for key in keys:
+            action(key)
+        results[name] = (time.perf_counter() - start) / len(keys)
+        if name == "exists":
+            start = time.perf_counter()
+            listed = iterate()
+            results["iterate"] = time.perf_counter() - start
+            assert listed == len(keys), (listed, len(keys))
+    if "delete" in ops:
+        start = time.perf_counter()
+        for key in keys:
+            ops["delete"](key)
+        results["delete"] = (time.perf_counter() - start) / len(keys)
+    return results
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(command: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Start a server process and wait until it accepts connections on 127.0.0.1:`port`."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"{command[0]} did not start")
+
+
+def start_moto(port: int) -> subprocess.Popen[bytes]:
+    """moto's S3 server on 127.0.0.1:`port`, in its own process (stop it with kill + wait)."""
+    server = Path(sys.executable).parent / "moto_server"
+    return start_server([str(server), "-H", "127.0.0.1", "-p", str(port)], port)
+
+
+def run_json(python: Path | str, script: str, *args: str, timeout: float = 900) -> Any:
+    """Run benchmarks/`script` with `args` in `python`; return the JSON its last line prints."""
+    # A neutral folder and no ANYSTORE_* variables: each interpreter imports its own anystore.
+    result = subprocess.run(
+        [str(python), str(HERE / script), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tempfile.gettempdir(),
+        env={k: v for k, v in os.environ.items() if not k.startswith("ANYSTORE_")},
+        timeout=timeout,
+    )
+    if result.returncode:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{script} {' '.join(args)} failed: {tail[0]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def baseline_python(*extras: str) -> Path:
     """The interpreter of a virtualenv holding anystore 1.5.5 (and `extras`), made on first use."""
     venv = BENCH / "venv-1.5.5"
@@ -59,16 +134,8 @@ def baseline_python(*extras: str) -> Path:
 
 def store_ops(python: Path | str, *args: str) -> dict[str, float]:
     """Run store_ops.py with `args` in `python`; return the JSON figures it prints."""
-    # A neutral folder and no ANYSTORE_* variables: each interpreter imports its own anystore.
-    result = subprocess.run(
-        [str(python), str(HERE / "store_ops.py"), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tempfile.gettempdir(),
-        env={k: v for k, v in os.environ.items() if not k.startswith("ANYSTORE_")},
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    figures: dict[str, float] = run_json(python, "store_ops.py", *args)
+    return figures
 
 
 def table(title: str, ours: dict[str, float], others: dict[str, dict[str, float]]) -> None:

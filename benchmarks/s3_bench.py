@@ -16,41 +16,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import boto3
-from common import VALUE, baseline_python, best_rate, best_time, store_ops, table
+from common import (
+    VALUE,
+    baseline_python,
+    best_rate,
+    best_time,
+    free_port,
+    start_moto,
+    start_server,
+    store_ops,
+    table,
+)
 
 from anystore import Store, get_store
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_moto(port: int) -> subprocess.Popen[bytes]:
-    server = Path(sys.executable).parent / "moto_server"
-    return start([str(server), "-H", "127.0.0.1", "-p", str(port)], port)
-
-
-def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
-    """Start a server process and wait until it accepts connections on `port`."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"{command[0]} did not start")
 
 
 def batches_and_loops(
@@ -101,7 +84,7 @@ def main() -> None:
         proxy_port = free_port()
         script = str(Path(__file__).with_name("latency_proxy.py"))
         moto = start_moto(port)
-        proxy = start(
+        proxy = start_server(
             [sys.executable, script, str(proxy_port), str(port), str(args.latency_ms)], proxy_port
         )
         try:

@@ -1,10 +1,12 @@
 """Time operations through a store's public API and print JSON; runs in any anystore version.
 
-`core.py` and `redis_bench.py` run this script in two interpreters (this project's, and a
-virtualenv with anystore==1.5.5), so both do exactly the same calls.
+The benchmark scripts run this script in two interpreters (this project's, and a virtualenv with
+anystore==1.5.5), so both do exactly the same calls; `compare.py` also calls `store_rep` in its
+own process for this project's side.
 
     python store_ops.py single URI COUNT     put/get/exists/delete one by one, then iterate_keys
     python store_ops.py iterate URI COUNT    write COUNT keys, then time iterate_keys once
+    python store_ops.py ops URI COUNT        one repetition of compare.py's ops (seconds per call)
 """
 
 from __future__ import annotations
@@ -12,8 +14,29 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
-from common import VALUE, best_rate, best_time
+from common import VALUE, best_rate, best_time, time_ops
+
+
+def rep_keys(count: int) -> list[str]:
+    """The keys of one repetition: 100 folders, so listings walk a tree."""
+    return [f"{i % 100:02d}/{i:05d}" for i in range(count)]
+
+
+def store_rep(store: Any, count: int) -> dict[str, float]:
+    """One repetition through a store's public API: put/get/exists/(list)/info/delete."""
+    ops = {"put": lambda k: store.put(k, VALUE), "get": store.get, "exists": store.exists}
+    keys = rep_keys(count)
+    try:
+        store.put("probe", VALUE)
+        store.info("probe")
+        ops["info"] = store.info
+    except Exception:  # a version without a working info: the op is left out
+        pass
+    store.delete("probe")
+    ops["delete"] = store.delete
+    return time_ops(keys, ops, lambda: sum(1 for _ in store.iterate_keys()))
 
 
 def single(uri: str, count: int) -> dict[str, float]:
@@ -59,5 +82,10 @@ def iterate(uri: str, count: int) -> dict[str, float]:
 if __name__ == "__main__":
     command, uri, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     started = time.perf_counter()
-    figures = {"single": single, "iterate": iterate}[command](uri, count)
+    if command == "ops":
+        from anystore import get_store
+
+        figures = store_rep(get_store(uri), count)
+    else:
+        figures = {"single": single, "iterate": iterate}[command](uri, count)
     print(json.dumps(figures))

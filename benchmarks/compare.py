@@ -1,0 +1,347 @@
+"""anystore next to each backend's raw client (and anystore 1.5.5), in one run, as ratios.
+
+    uv run python benchmarks/compare.py [--quick] [--backends memory,redis] [--baseline-python P]
+
+Per backend (memory, local, sqlite, postgresql, mariadb, redis, s3 on a moto server this script
+starts on 127.0.0.1), each repetition runs every side once, the sides in turn (A B C, then B C A,
+...), and each side puts, gets, tests, lists, stats and deletes the same keys of 100 bytes. The
+table shows ours / raw time per call (lower is better): the median over the repetitions of the
+ratio within each repetition, with its min and max. Then 200 MB through `open()` in 1 MiB chunks
+(each side in a process of its own: MB/s and peak RSS), and the start-up time.
+
+`--baseline-python` names the interpreter of a separate virtualenv holding anystore==1.5.5
+(`python -m venv /tmp/v && /tmp/v/bin/pip install anystore==1.5.5 redis s3fs psycopg[binary]
+pymysql`); never install it into this project's environment. Without it the 1.5.5 columns are
+left out. Services: PostgreSQL 127.0.0.1:5432 (db test), MariaDB 127.0.0.1:3306 (db test), Redis
+127.0.0.1:6379; a backend whose server does not answer is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import raw_clients
+from common import free_port, run_json, start_moto, time_ops
+from store_ops import rep_keys, store_rep
+
+from anystore import get_store
+
+DIRECTIONS = ("write", "read")
+OPS = ["put", "get", "exists", "info", "delete", "iterate"]
+BACKENDS = ["memory", "local", "sqlite", "postgresql", "mariadb", "redis", "s3"]
+RAW_NAMES = {
+    "memory": "dict",
+    "local": "open/os.replace/scandir",
+    "sqlite": "sqlite3",
+    "postgresql": "psycopg 3",
+    "mariadb": "PyMySQL",
+    "redis": "redis-py",
+    "s3": "boto3",
+}
+# Keys per repetition (full run); --quick divides by 5. The network servers are slower per call.
+COUNTS = {"postgresql": 2000, "mariadb": 2000, "s3": 300}
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+Figures = dict[str, float]
+
+
+class Setup:
+    """One backend's sides: `ours` (a Store URI), `raw` (a factory), `old` (a 1.5.5 URI)."""
+
+    def __init__(self, ours: str, raw: Callable[[], raw_clients.Raw], old: str | None) -> None:
+        self.ours, self.raw, self.old = ours, raw, old
+        self.big_ours, self.big_raw = ours, ""
+        self.big_old = old
+
+
+def setups(name: str, tmp: str, tag: str, endpoint: str) -> Setup:
+    """The URIs and raw client of backend `name`, in `tmp`, with names marked by `tag`."""
+    table, raw_table = f"bench_{tag}", f"raw_{tag}"
+    os.makedirs(tmp, exist_ok=True)
+    if name == "memory":
+        setup = Setup(f"memory://ours-{tag}", raw_clients.RawMemory, f"memory://old-{tag}")
+    elif name == "local":
+        setup = Setup(f"{tmp}/ours", lambda: raw_clients.RawFiles(f"{tmp}/raw"), f"{tmp}/old")
+        os.makedirs(f"{tmp}/bigraw")
+        setup.big_raw = f"{tmp}/bigraw"
+    elif name == "sqlite":
+        setup = Setup(
+            f"sqlite:///{tmp}/ours.db?table={table}",
+            lambda: raw_clients.RawSQLite(f"{tmp}/raw.db", raw_table),
+            f"sqlite:///{tmp}/old.db",
+        )
+        setup.big_raw = f"{tmp}/bigraw.db"
+    elif name == "postgresql":
+        setup = Setup(f"{PG}?table={table}", lambda: raw_clients.RawPostgres(PG, raw_table), PG)
+        setup.big_raw = PG
+    elif name == "mariadb":
+        maria = "mysql://root@127.0.0.1:3306/test"
+        setup = Setup(
+            f"{maria}?table={table}",
+            lambda: raw_clients.RawMariaDB(raw_table),
+            "mysql+pymysql://root@127.0.0.1:3306/test",
+        )
+    elif name == "redis":
+        url = "redis://127.0.0.1:6379/0"
+        setup = Setup(
+            f"{url}/bench-{tag}/ours",
+            lambda: raw_clients.RawRedis(url, f"bench-{tag}/raw/"),
+            f"{url}/bench-{tag}/old",
+        )
+        setup.big_raw = url
+    else:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=endpoint)
+        for side in ("ours", "raw", "old"):
+            client.create_bucket(Bucket=f"bench-{tag}-{side}")
+        setup = Setup(
+            f"s3://bench-{tag}-ours",
+            lambda: raw_clients.RawS3(endpoint, f"bench-{tag}-raw"),
+            f"s3://bench-{tag}-old",
+        )
+        setup.big_raw = f"{endpoint}/bench-{tag}-raw"
+    if name in ("sqlite", "postgresql", "mariadb"):
+        setup.big_ours = setup.ours.replace(table, f"big_{tag}")
+    return setup
+
+
+def reachable(name: str) -> str | None:
+    """None if backend `name`'s server answers, else why not."""
+    import socket
+
+    port = {"postgresql": 5432, "mariadb": 3306, "redis": 6379}.get(name)
+    if port is None:
+        return None
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return None
+    except OSError as error:
+        return f"127.0.0.1:{port} does not answer ({error})"
+
+
+def run_backend(name: str, setup: Setup, args: argparse.Namespace) -> dict[str, list[Figures]]:
+    """Every repetition of every side of one backend, sides in turn: {side: [figures per rep]}."""
+    count = COUNTS.get(name, 10_000) // (5 if args.quick else 1)
+    store = get_store(setup.ours)
+    raw = setup.raw()
+    keys = rep_keys(count)
+    sides: dict[str, Callable[[], Figures]] = {
+        "ours": lambda: store_rep(store, count),
+        "raw": lambda: time_ops(keys, raw.ops, raw.iterate),
+    }
+    if args.baseline_python and setup.old:
+        old_uri = setup.old
+        sides["1.5.5"] = lambda: run_json(
+            args.baseline_python, "store_ops.py", "ops", old_uri, str(count)
+        )
+    results: dict[str, list[Figures]] = {side: [] for side in sides}
+    order = list(sides)
+    try:
+        for rep in range(args.reps):
+            for side in order[rep % len(order) :] + order[: rep % len(order)]:
+                try:
+                    results[side].append(sides[side]())
+                except Exception as error:  # a baseline that cannot: left out
+                    if side == "ours":
+                        raise
+                    print(f"  {name} {side}: {error}", file=sys.stderr)
+                    del sides[side]
+                    order.remove(side)
+    finally:
+        raw.close()
+        store.close()
+    print(f"  {name}: {count} keys x {args.reps} repetitions done", file=sys.stderr)
+    return results
+
+
+def ratios(ours: list[Figures], other: list[Figures], op: str) -> list[float]:
+    """ours / other time of `op` within each repetition both sides ran."""
+    return [a[op] / b[op] for a, b in zip(ours, other, strict=False) if op in a and op in b]
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    median = statistics.median(values)
+    if len(values) == 1:
+        return f"{median:.2f}x"
+    return f"{median:.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
+def big_values(name: str, setup: Setup, args: argparse.Namespace) -> dict[str, Figures]:
+    """200 MB (--quick: 50) through open(): each side in its own process, once each."""
+    mb = 50 if args.quick else 200
+    runs: dict[str, list[str]] = {
+        "ours": [sys.executable, "ours", setup.big_ours, str(mb)],
+        "raw": [sys.executable, "raw", name, setup.big_raw or setup.big_ours, str(mb)],
+    }
+    if args.baseline_python and setup.big_old:
+        runs["1.5.5"] = [args.baseline_python, "ours", setup.big_old, str(mb)]
+    figures: dict[str, Figures] = {}
+    for side, (python, *rest) in runs.items():
+        try:
+            figures[side] = run_json(python, "bigvalue.py", *rest)
+        except Exception as error:  # reported, the run goes on
+            print(f"  {name} {side} 200 MB: {error}", file=sys.stderr)
+    return figures
+
+
+def startup(python: str, code: str, runs: int) -> float:
+    """Median wall time of `python -c code` in a new process, in ms."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([python, "-c", code], check=True, cwd=tempfile.gettempdir())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+@contextmanager
+def services(names: list[str]) -> Iterator[str]:
+    """moto's S3 server (if s3 is asked for), with credentials in the environment."""
+    if "s3" not in names:
+        yield ""
+        return
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    moto = start_moto(port)
+    try:
+        yield endpoint
+    finally:
+        moto.kill()
+        moto.wait()
+
+
+def drop_tables(tag: str, names: list[str]) -> None:
+    """The tables anystore made for the run (its small-op and 200 MB stores, and their chunks)."""
+    tables = [f"{base}_{tag}{end}" for base in ("bench", "big") for end in ("_chunks", "")]
+    if "postgresql" in names and not reachable("postgresql"):
+        import psycopg
+
+        with psycopg.connect(PG, autocommit=True) as connection:
+            for table in tables:
+                connection.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    if "mariadb" in names and not reachable("mariadb"):
+        import pymysql
+
+        connection = pymysql.connect(host="127.0.0.1", user="root", database="test")
+        with connection.cursor() as cursor:
+            for table in tables:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        connection.close()
+
+
+def print_tables(results: dict[str, dict[str, list[Figures]]], big: dict[str, Any]) -> None:
+    """The markdown tables: ours / raw, ours / 1.5.5, ours in µs, the 200 MB runs."""
+    header = "| backend (raw client) | " + " | ".join(OPS[:-1]) + " | iterate all |"
+    rule = "|---" * (len(OPS) + 1) + "|"
+    print("\nours / raw client, time per call (median of repetitions, min-max):\n")
+    print(header + "\n" + rule)
+    for name, sides in results.items():
+        cells = [cell(ratios(sides["ours"], sides["raw"], op)) for op in OPS]
+        print(f"| {name} ({RAW_NAMES[name]}) | " + " | ".join(cells) + " |")
+    if any("1.5.5" in sides for sides in results.values()):
+        print("\nours / anystore 1.5.5 (below 1: ours is faster):\n")
+        print(header.replace("(raw client)", "") + "\n" + rule)
+        for name, sides in results.items():
+            old = sides.get("1.5.5", [])
+            print(
+                f"| {name} | "
+                + " | ".join(cell(ratios(sides["ours"], old, op)) for op in OPS)
+                + " |"
+            )
+    print("\nours, µs per call (median; iterate all: ms for every key):\n")
+    print(header.replace(" (raw client)", "") + "\n" + rule)
+    for name, sides in results.items():
+        values = []
+        for op in OPS:
+            median = statistics.median(rep[op] for rep in sides["ours"])
+            values.append(f"{median * 1000:.1f}" if op == "iterate" else f"{median * 1e6:.1f}")
+        print(f"| {name} | " + " | ".join(values) + " |")
+    if big:
+        print("\nthrough open() in 1 MiB chunks: MB/s ours / raw (ratio raw/ours), peak RSS MiB:\n")
+        print("| backend | write | read | peak RSS ours / raw | 1.5.5 write / read |")
+        print("|---|---|---|---|---|")
+        for name, sides in big.items():
+            ours, raw, old = sides.get("ours"), sides.get("raw"), sides.get("1.5.5")
+            if not ours or not raw:
+                print(f"| {name} | failed: see stderr | | | |")
+                continue
+            cols = [
+                f"{ours[d]:,.0f} / {raw[d]:,.0f} ({raw[d] / ours[d]:.2f}x)"
+                for d in ("write", "read")
+            ]
+            cols.append(f"{ours['rss']:,.0f} / {raw['rss']:,.0f}")
+            cols.append(f"{old['write']:,.0f} / {old['read']:,.0f}" if old else "-")
+            print(f"| {name} | " + " | ".join(cols) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1/5 of the keys, 3 reps, 50 MB")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (5; --quick 3)")
+    parser.add_argument("--baseline-python", default=None, help="a python with anystore 1.5.5")
+    parser.add_argument("--no-big", action="store_true", help="leave out the 200 MB runs")
+    args = parser.parse_args()
+    args.reps = args.reps or (3 if args.quick else 5)
+    names = [n for n in args.backends.split(",") if n]
+    tag = uuid.uuid4().hex[:8]
+    started = time.perf_counter()
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
+        file=sys.stderr,
+    )
+    results: dict[str, dict[str, list[Figures]]] = {}
+    big: dict[str, dict[str, Figures]] = {}
+    with tempfile.TemporaryDirectory() as tmp, services(names) as endpoint:
+        try:
+            for name in names:
+                why = reachable(name)
+                if why:
+                    print(f"  {name}: skipped, {why}", file=sys.stderr)
+                    continue
+                setup = setups(name, f"{tmp}/{name}", tag, endpoint)
+                results[name] = run_backend(name, setup, args)
+                if not args.no_big:
+                    big[name] = big_values(name, setup, args)
+        finally:
+            drop_tables(tag, names)
+    runs = 5 if args.quick else 15
+    code = "import anystore; anystore.get_store('memory://')"
+    times = {"ours": [], "bare": [], "1.5.5": []}  # type: dict[str, list[float]]
+    for _ in range(3):  # interleaved, three rounds of `runs` processes each
+        times["ours"].append(startup(sys.executable, code, runs))
+        times["bare"].append(startup(sys.executable, "pass", runs))
+        if args.baseline_python:
+            times["1.5.5"].append(startup(args.baseline_python, code, runs))
+    print_tables(results, big)
+    line = "\nstart-up (import anystore + get_store('memory://'), median ms): "
+    line += f"ours {statistics.median(times['ours']):.0f}"
+    line += f", bare interpreter {statistics.median(times['bare']):.0f}"
+    if times["1.5.5"]:
+        line += f", 1.5.5 {statistics.median(times['1.5.5']):.0f}"
+    print(line)
+    print(f"\n(whole run: {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
