@@ -12,7 +12,6 @@ SQLite the pragmas that let several processes write one file (WAL, `BEGIN IMMEDI
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
+from anystore.clients import ClientCache
 from anystore.exceptions import BackendNotFound, InvalidOption, mask_uri
 from anystore.keys import normalize_prefix
 from anystore_sql.schema import check_table_name
@@ -52,18 +52,17 @@ DRIVER_PACKAGES = {
 
 @dataclass
 class SharedEngine:
-    """An engine and what the stores on it share: how many use it, which tables are checked."""
+    """An engine and what the stores on it share: which tables are checked."""
 
     key: tuple[Any, ...]
     engine: Engine
     memory: bool  # an in-memory SQLite database: one connection, no snapshots
     wal: list[bool] = field(default_factory=lambda: [True])  # SQLite file in WAL mode?
-    users: int = 0
     checked_tables: set[str] = field(default_factory=set)
 
 
-_engines: dict[tuple[Any, ...], SharedEngine] = {}
-_engines_lock = threading.Lock()
+# Fresh engines in a forked child: the parent's pooled connections are not the child's to use.
+_engines: ClientCache[SharedEngine] = ClientCache()
 
 
 def parse_uri(uri: str) -> tuple[str, str, str]:
@@ -96,25 +95,14 @@ def parse_uri(uri: str) -> tuple[str, str, str]:
 
 def acquire(url: str, settings: SqlSettings) -> SharedEngine:
     """The shared engine for `url` and these settings (created on first use); `release` it."""
-    options = settings.model_dump()
-    key = (url, tuple(sorted(options.items())))
-    with _engines_lock:
-        shared = _engines.get(key)
-        if shared is None:
-            shared = _engines[key] = _create(key, url, settings)
-        shared.users += 1
-        return shared
+    key = (url, tuple(sorted(settings.model_dump().items())))
+    return _engines.acquire(key, lambda: _create(key, url, settings))
 
 
 def release(shared: SharedEngine) -> None:
     """One store less on `shared`; the last one disposes the engine (files and connections)."""
-    with _engines_lock:
-        shared.users -= 1
-        if shared.users > 0 or shared.memory:
-            return
-        if _engines.get(shared.key) is shared:
-            del _engines[shared.key]
-    shared.engine.dispose()
+    if not shared.memory and _engines.release(shared.key, shared):
+        shared.engine.dispose()
 
 
 def _create(key: tuple[Any, ...], url: str, settings: SqlSettings) -> SharedEngine:
@@ -148,7 +136,10 @@ def _create(key: tuple[Any, ...], url: str, settings: SqlSettings) -> SharedEngi
         engine = create_engine(url, **kwargs)
     except (ImportError, NoSuchModuleError) as error:
         package = DRIVER_PACKAGES.get(parsed.get_driver_name())
+        default = DRIVER_PACKAGES.get(DEFAULT_DRIVERS.get(backend, ""))
         hint = f"pip install {package}" if package else "install its driver"
+        if not package and default:
+            hint += f", or leave the driver out of the URL for the default: pip install {default}"
         raise BackendNotFound(
             f"The database driver for {mask_uri(url)} is missing ({error}): {hint}"
         ) from None

@@ -13,11 +13,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from anystore.clients import Translated
 from anystore.exceptions import (
     AnystoreError,
     BackendUnavailable,
@@ -48,6 +50,37 @@ def _reason(error: BaseException) -> str:
     return mask_uri(text.splitlines()[0] if text else type(error).__name__)
 
 
+def translate(error: Exception, where: str, retries: int, timeout: float) -> AnystoreError | None:
+    """The anystore error for a database error on `where` (the masked URI); None: not ours."""
+    if isinstance(error, Stalled):
+        return BackendUnavailable(
+            f"Database {where} is unavailable: {error} (operation_timeout={timeout:g}); "
+            "the server is stalled or overloaded"
+        )
+    if isinstance(error, PoolTimeout):
+        return BackendUnavailable(
+            f"No free connection to {where} ({error}). Close read handles you no longer "
+            "need, or raise pool_size / max_overflow / pool_timeout."
+        )
+    if not isinstance(error, DBAPIError):
+        return None
+    reason = _reason(error)
+    if _contention(error):
+        return ConcurrentModification(
+            f"A write to {where} kept colliding with other writers ({reason}) after "
+            f"{retries} retries; try again"
+        )
+    if "max_allowed_packet" in reason:
+        return AnystoreError(
+            f"A value is too large for {where}: {reason}. Values written by this version are "
+            "chunked (1 MiB rows); this one was sent whole: raise the server's "
+            "max_allowed_packet to read it."
+        )
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return BackendUnavailable(f"Database {where} is unavailable: {reason}")
+    return AnystoreError(f"Database error on {where}: {reason}")
+
+
 def run(
     action: Callable[[], T],
     where: str,
@@ -63,48 +96,23 @@ def run(
     """
     attempt = 0
     reconnected = False
-    while True:
-        try:
-            return action()
-        except Stalled as stalled:
-            raise BackendUnavailable(
-                f"Database {where} is unavailable: {stalled} (operation_timeout={timeout:g}); "
-                "the server is stalled or overloaded"
-            ) from None
-        except DBAPIError as error:
-            if _contention(error):
-                if attempt < retries:
+    # Unchained: a driver's message may hold the URL with its password.
+    with Translated(partial(translate, where=where, retries=retries, timeout=timeout), chain=False):
+        while True:
+            try:
+                return action()
+            except DBAPIError as error:
+                if _contention(error):
+                    if attempt >= retries:
+                        raise
                     time.sleep(BACKOFF * (2**attempt) * (0.5 + random.random()))
                     attempt += 1
-                    continue
-                raise ConcurrentModification(
-                    f"A write to {where} kept colliding with other writers ({_reason(error)}) "
-                    f"after {retries} retries; try again"
-                ) from None
-            reason = _reason(error)
-            if (
-                error.connection_invalidated
-                and repeatable
-                and not reconnected
-                and "timed out" not in reason
-            ):
-                reconnected = True  # a stale pooled connection: once more on a new one
-                continue
-            raise _unavailable(error, where, reason) from None
-        except PoolTimeout as error:
-            raise BackendUnavailable(
-                f"No free connection to {where} ({error}). Close read handles you no longer "
-                "need, or raise pool_size / max_overflow / pool_timeout."
-            ) from None
-
-
-def _unavailable(error: DBAPIError, where: str, reason: str) -> AnystoreError:
-    if "max_allowed_packet" in reason:
-        return AnystoreError(
-            f"A value is too large for {where}: {reason}. Values written by this version are "
-            "chunked (1 MiB rows); this one was sent whole: raise the server's "
-            "max_allowed_packet to read it."
-        )
-    if isinstance(error, (OperationalError, InterfaceError)):
-        return BackendUnavailable(f"Database {where} is unavailable: {reason}")
-    return AnystoreError(f"Database error on {where}: {reason}")
+                elif (
+                    error.connection_invalidated
+                    and repeatable
+                    and not reconnected
+                    and "timed out" not in _reason(error)
+                ):
+                    reconnected = True  # a stale pooled connection: once more on a new one
+                else:
+                    raise
