@@ -16,14 +16,14 @@ import io
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select
 
-from anystore.backend import Backend, BackendStat
+from anystore.backend import Backend, BackendStat, utc
 from anystore.exceptions import InvalidKey, mask_uri
-from anystore.keys import is_reserved, lock_name
+from anystore.keys import lock_name
 from anystore.settings import load_settings
 from anystore_sql import statements
 from anystore_sql.chunks import ChunkStatements, read_all
@@ -32,16 +32,13 @@ from anystore_sql.schema import INLINE_MAX, KEY_LIMITS, ensure_tables, make_tabl
 from anystore_sql.sessions import Sessions
 from anystore_sql.settings import SqlSettings
 from anystore_sql.streams import Streams
+from anystore_sql.watchdog import Deadline
 
 T = TypeVar("T")
 # Keys per page when listing, per IN (...) when reading or deleting many.
 PAGE = 1000
 # Expired rows are purged lazily at most this often (seconds) per store.
 PURGE_INTERVAL = 60.0
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 class SqlBackend(Streams, Sessions, Backend):
@@ -52,16 +49,14 @@ class SqlBackend(Streams, Sessions, Backend):
     `deadlock_retries`, `busy_timeout` (SQLite), `echo`.
     """
 
-    supports_ttl = True  # the medium expires keys itself
-    atomic_pop = True
-    keeps_created_at = True
-    supports_locks = True
+    # Native expiry, DELETE ... RETURNING or row locks, a created_at column, lock rows.
+    supports_ttl = atomic_pop = keeps_created_at = supports_locks = True
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
-        self.settings = load_settings(SqlSettings, options)
         url, table_name, prefix = parse_uri(uri)
         self.masked_uri = mask_uri(uri)
+        self.settings = load_settings(SqlSettings, options)
         self._shared = acquire(url, self.settings)
         self._closed = False
         self.engine = self._shared.engine
@@ -77,7 +72,7 @@ class SqlBackend(Streams, Sessions, Backend):
         self._build_statements()
         if table_name not in self._shared.checked_tables:
             try:
-                self._run(lambda: ensure_tables(self.engine, self.table, self.chunks))
+                self._run(partial(ensure_tables, self.engine, self.table, self.chunks))
             except BaseException:
                 self.close()
                 raise
@@ -114,18 +109,17 @@ class SqlBackend(Streams, Sessions, Backend):
         t = self.table
         expired = select(t.c.key).where(self._expired).order_by(t.c.key).with_for_update()
 
-        def run() -> int:
-            with self._writing() as (connection, watch):
-                params = {"now": time.time()}
-                keys = [row[0] for row in connection.execute(expired, params)]
-                for i in range(0, len(keys), PAGE):
-                    watch.renew()
-                    page = keys[i : i + PAGE]
-                    connection.execute(self._chunked.clear_many, {"keys": page})
-                    connection.execute(delete(t).where(t.c.key.in_(page), self._expired), params)
-                return len(keys)
+        def work(connection: Connection, watch: Deadline) -> int:
+            params = {"now": time.time()}
+            keys = [row[0] for row in connection.execute(expired, params)]
+            for i in range(0, len(keys), PAGE):
+                watch.renew()
+                page = keys[i : i + PAGE]
+                connection.execute(self._chunked.clear_many, {"keys": page})
+                connection.execute(delete(t).where(t.c.key.in_(page), self._expired), params)
+            return len(keys)
 
-        return self._run(run)
+        return self._transaction(work)
 
     def cleanup(self, older_than: float) -> int:
         """Remove chunk rows no value refers to any more (left by an inline overwrite of a
@@ -135,7 +129,7 @@ class SqlBackend(Streams, Sessions, Backend):
         """
         low, high = self._bounds("")
         params = {"cut": time.time() - older_than, "low": low, "high": high or "\U0010ffff"}
-        return int(self._write(self._chunked.orphans, params))
+        return int(self._write((self._chunked.orphans, params)))
 
     # -- primitives --------------------------------------------------------------------------
 
@@ -152,18 +146,12 @@ class SqlBackend(Streams, Sessions, Backend):
         if len(data) > INLINE_MAX:
             self._write_chunked(key, io.BytesIO(data), len(data), ttl)
         else:
-            self._write(self._upsert, self._row(self._prefix + key, data, ttl, now))
+            self._write((self._upsert, self._row(self._prefix + key, data, ttl, now)))
         self._maybe_purge(now)
 
     def delete(self, key: str) -> None:
-        full = self._prefix + key
-
-        def run() -> None:
-            with self._writing() as (connection, _):
-                connection.execute(self._delete, {"k": full})
-                connection.execute(self._chunked.clear, {"k": full})
-
-        self._run(run)
+        found = {"k": self._prefix + key}
+        self._write((self._delete, found), (self._chunked.clear, found))
 
     def stat(self, key: str) -> BackendStat | None:
         rows = self._read(self._stat, {"k": self._prefix + key, "now": time.time()})
@@ -172,41 +160,31 @@ class SqlBackend(Streams, Sessions, Backend):
         size, created, updated, expires = rows[0]
         return BackendStat(
             size=int(size or 0),
-            created_at=_utc(created),
-            updated_at=_utc(updated),
-            expires_at=_utc(expires) if expires is not None else None,
+            created_at=utc(created),
+            updated_at=utc(updated),
+            expires_at=utc(expires) if expires is not None else None,
         )
 
     def _bounds(self, prefix: str) -> tuple[str, str | None]:
-        # A literal range on the primary key: `base/` <= key < `base0` ('0' follows '/'), so %
-        # and _ in a prefix are never wildcards.
+        # A literal range on the primary key, so that % and _ are never wildcards: `base` <= key
+        # < `base0` holds `base` and the keys below `base/` ('0' follows '/'), and a few siblings
+        # (`base-x`) that Store leaves out; the root is `root/` <= key < `root0`.
         if prefix:
-            base = self._prefix + prefix
-            return base + "/", base + "0"
-        if self._prefix:
-            return self._prefix, self._prefix[:-1] + "0"
-        return "", None
+            return self._prefix + prefix, self._prefix + prefix + "0"
+        return self._prefix, (self._prefix[:-1] + "0") if self._prefix else None
 
     def list_keys(self, prefix: str) -> Iterator[str]:
+        # Lock rows share the table; their reserved names are hidden by Store.
         t = self.table
-        start = len(self._prefix)
-        if prefix and self._read(self._exists, {"k": self._prefix + prefix, "now": time.time()}):
-            yield prefix
         low, high = self._bounds(prefix)
         after = None
         while True:
-            conditions = [self._live, t.c.key >= low] if after is None else [self._live]
-            if after is not None:
-                conditions.append(t.c.key > after)
+            conditions = [self._live, t.c.key >= low if after is None else t.c.key > after]
             if high is not None:
                 conditions.append(t.c.key < high)
             page = select(t.c.key).where(*conditions).order_by(t.c.key).limit(PAGE)
             keys = [row[0] for row in self._read(page, {"now": time.time()})]
-            for full in keys:
-                # Lock rows share the table; their names hold a reserved segment.
-                if is_reserved(full):
-                    continue
-                yield full[start:]
+            yield from (full[len(self._prefix) :] for full in keys)
             if len(keys) < PAGE:
                 return
             after = keys[-1]
@@ -227,22 +205,21 @@ class SqlBackend(Streams, Sessions, Backend):
         else:
             take = select(*columns).where(t.c.key == full).with_for_update()
 
-        def run() -> bytes | None:
-            with self._writing() as (connection, _):
-                found = connection.execute(take).first()
-                if found is None:
-                    return None
-                if not returning:
-                    connection.execute(delete(t).where(t.c.key == full))
-                value, expires, size = found
-                if size is not None:
-                    value = read_all(connection, self._chunked, full, bytes(value), int(size))
-                    connection.execute(self._chunked.clear, {"k": full})
-                if expires is not None and expires <= now:
-                    return None
-                return bytes(value)
+        def work(connection: Connection, _: Deadline) -> bytes | None:
+            found = connection.execute(take).first()
+            if found is None:
+                return None
+            if not returning:
+                connection.execute(delete(t).where(t.c.key == full))
+            value, expires, size = found
+            if size is not None:
+                value = read_all(connection, self._chunked, full, bytes(value), int(size))
+                connection.execute(self._chunked.clear, {"k": full})
+            if expires is not None and expires <= now:
+                return None
+            return bytes(value)
 
-        return self._run(run, repeatable=False)
+        return self._transaction(work, repeatable=False)
 
     def read_many(self, keys: list[str]) -> Iterator[tuple[str, bytes]]:
         t = self.table
@@ -262,23 +239,22 @@ class SqlBackend(Streams, Sessions, Backend):
         # the same keys never wait for each other in a circle.
         ordered = sorted({self._prefix + key: data for key, data in items}.items())
 
-        def run() -> None:
+        def work(connection: Connection, watch: Deadline) -> None:
             now = time.time()
-            with self._writing() as (connection, watch):
-                batch: list[dict[str, Any]] = []
-                for full, data in ordered:
-                    if len(data) <= INLINE_MAX:
-                        batch.append(self._row(full, data, ttl, now))
-                        continue
-                    if batch:
-                        connection.execute(self._upsert, batch)
-                        batch = []
-                    self._publish(connection, watch, full, io.BytesIO(data), len(data), ttl)
+            batch: list[dict[str, Any]] = []
+            for full, data in ordered:
+                if len(data) <= INLINE_MAX:
+                    batch.append(self._row(full, data, ttl, now))
+                    continue
                 if batch:
-                    watch.renew()
-                    connection.execute(self._upsert, batch)  # one executemany
+                    connection.execute(self._upsert, batch)
+                    batch = []
+                self._publish(connection, watch, full, io.BytesIO(data), len(data), ttl)
+            if batch:
+                watch.renew()
+                connection.execute(self._upsert, batch)  # one executemany
 
-        self._run(run)
+        self._transaction(work)
         self._maybe_purge(time.time())
 
     def delete_many(self, keys: Iterable[str]) -> None:
@@ -286,13 +262,10 @@ class SqlBackend(Streams, Sessions, Backend):
         fulls = sorted({self._prefix + key for key in keys})
         for i in range(0, len(fulls), PAGE):
             page = fulls[i : i + PAGE]
-
-            def run(page: list[str] = page) -> None:
-                with self._writing() as (connection, _):
-                    connection.execute(delete(t).where(t.c.key.in_(page)))
-                    connection.execute(self._chunked.clear_many, {"keys": page})
-
-            self._run(run)
+            self._write(
+                (delete(t).where(t.c.key.in_(page)), None),
+                (self._chunked.clear_many, {"keys": page}),
+            )
 
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
         now = time.time()
@@ -302,21 +275,22 @@ class SqlBackend(Streams, Sessions, Backend):
         row = self._row(full, token.encode(), None, now)
         row["exp"] = now + ttl
 
-        def run() -> bool:
-            with self._writing() as (connection, _):
-                connection.execute(self._take_lock, row)
-                holder = connection.execute(self._lock_holder, {"k": full}).scalar()
-                return holder is not None and bytes(holder) == row["v"]
+        def work(connection: Connection, _: Deadline) -> bool:
+            connection.execute(self._take_lock, row)
+            holder = connection.execute(self._lock_holder, {"k": full}).scalar()
+            return holder is not None and bytes(holder) == row["v"]
 
-        return bool(self._run(run))
+        return self._transaction(work)
 
     def release_lock(self, name: str, token: str) -> bool:
         t = self.table
         ours = and_(t.c.key == self._prefix + lock_name(name), t.c.value == token.encode())
-        if self._write(delete(t).where(ours, t.c.expires_at > time.time()), repeatable=False):
+        if self._write(
+            (delete(t).where(ours, t.c.expires_at > time.time()), None), repeatable=False
+        ):
             return True
         # Lapsed: remove it if it is still ours (nobody else needed it), but report the loss.
-        self._write(delete(t).where(ours))
+        self._write((delete(t).where(ours), None))
         return False
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import IO, Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, insert, select
@@ -124,6 +125,7 @@ def read_all(
     return data
 
 
+@dataclass(frozen=True)
 class RangeSource:
     """Reads `[start, start + length)` of one version of a value, a chunk row per query.
 
@@ -132,19 +134,11 @@ class RangeSource:
     version token; None for a value kept inline (read with substr, checked by `updated_at`).
     """
 
-    def __init__(
-        self,
-        session: Callable[[], AbstractContextManager[Connection]],
-        statements: ChunkStatements,
-        full: str,
-        token: bytes | None,
-        updated_at: float,
-    ) -> None:
-        self.session = session
-        self.statements = statements
-        self.full = full
-        self.token = token
-        self.updated_at = updated_at
+    session: Callable[[], AbstractContextManager[Connection]]
+    statements: ChunkStatements
+    full: str
+    token: bytes | None
+    updated_at: float
 
     def __call__(self, start: int, length: int) -> bytes:
         with self.session() as connection:

@@ -135,10 +135,23 @@ class Sessions:
 
         return self._run(run)
 
-    def _write(self, statement: Any, params: Any = None, repeatable: bool = True) -> Any:
-        def run() -> Any:
-            with self._writing() as (connection, _):
-                result = connection.execute(statement, params or {})
-                return list(result) if result.returns_rows else result.rowcount
+    def _transaction(
+        self, work: Callable[[Connection, watchdog.Deadline], T], repeatable: bool = True
+    ) -> T:
+        """`work(connection, deadline)` in one write transaction, retried whole (see errors.py)."""
+
+        def run() -> T:
+            with self._writing() as (connection, watch):
+                return work(connection, watch)
 
         return self._run(run, repeatable)
+
+    def _write(self, *steps: tuple[Any, Any], repeatable: bool = True) -> Any:
+        """Run `(statement, params)` steps in one transaction; the last one's rows or rowcount."""
+
+        def work(connection: Connection, _: watchdog.Deadline) -> Any:
+            for statement, params in steps:
+                result = connection.execute(statement, params or {})
+            return list(result) if result.returns_rows else result.rowcount
+
+        return self._transaction(work, repeatable)

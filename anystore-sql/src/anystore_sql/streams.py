@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import tempfile
 import time
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, select
@@ -66,11 +67,10 @@ class Streams(Sessions):
         return bytes(value.scalar_one())
 
     def _write_chunked(self, key: str, source: IO[bytes], size: int, ttl: float | None) -> None:
-        def run() -> None:
-            with self._writing() as (connection, watch):
-                self._publish(connection, watch, self._prefix + key, source, size, ttl)
-
-        self._run(run)
+        full = self._prefix + key
+        self._transaction(
+            lambda connection, watch: self._publish(connection, watch, full, source, size, ttl)
+        )
 
     def _publish(
         self,
@@ -93,8 +93,7 @@ class Streams(Sessions):
             raise AnystoreError(f"wrote {written} of {size} bytes of {full!r}; nothing published")
 
     def open_read(self, key: str) -> IO[bytes] | None:
-        full = self._prefix + key
-        return self._run(lambda: self._open(full))
+        return self._run(partial(self._open, self._prefix + key))
 
     def _open(self, full: str) -> IO[bytes] | None:
         connection = self._snapshot()
@@ -114,7 +113,7 @@ class Streams(Sessions):
             total = int(size if size is not None else length)
             handle = open_ranged(
                 total,
-                lambda start, length: self._run(lambda: source(start, length), False),
+                lambda start, length: self._run(partial(source, start, length), False),
                 on_close=(lambda: self._end(connection)) if connection is not None else None,
             )
             handed_over = True
