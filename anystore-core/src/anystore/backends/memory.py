@@ -11,11 +11,14 @@ a time, instead of copying every key of the namespace per call.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from typing import IO
 
 from anystore.backend import Backend, BackendStat, utc
+from anystore.io import WriteHandle
 from anystore.keys import normalize_prefix
 
 # An entry is a tuple (data, created, updated, expires): a tuple of bytes and floats is not tracked
@@ -193,6 +196,15 @@ class MemoryBackend(Backend):
                 if entry is None or (entry[3] is not None and entry[3] <= now):
                     continue
                 yield key[start:]
+
+    def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
+        # A BytesIO, not the default's temporary file (which moves to disk past its size):
+        # the value ends in memory anyway, and getvalue() hands over its buffer without a copy.
+        def commit(buffer: IO[bytes]) -> None:
+            self.write(key, buffer.getvalue(), ttl)  # type: ignore[attr-defined]
+            buffer.close()
+
+        return WriteHandle(io.BytesIO(), commit, lambda buffer: buffer.close())
 
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
         locks = self._namespace.locks
