@@ -63,6 +63,20 @@ def _filesystem_limits(path: str) -> tuple[int, int]:
     return limits[0], limits[1]
 
 
+def _read_all(fd: int, size: int) -> bytes:
+    """The bytes of an open file of `size` bytes, read on to its end."""
+    # One byte more than the size: exactly the size back means the end was reached. Anything
+    # else (a file that grew; a read capped short, as Linux caps one read at 2 GiB and network
+    # filesystems may at less) reads on to the end.
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    chunks = [data]
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -169,16 +183,7 @@ class LocalBackend(Backend):
             return None
         fd, result = opened
         try:
-            # Ask for one byte more than the size: exactly the size back means the end was
-            # reached. Anything else (a file that grew; a read capped short, as Linux caps one
-            # read at 2 GiB and network filesystems may at less) reads on to the end.
-            data = os.read(fd, result.st_size + 1)
-            if len(data) == result.st_size:
-                return data
-            chunks = [data]
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return _read_all(fd, result.st_size)
         finally:
             os.close(fd)
 
@@ -188,10 +193,7 @@ class LocalBackend(Backend):
         try:
             try:
                 _write_all(fd, data)
-                if ttl:
-                    _mark_ttl(folder, temp, fd)
-                if self.fsync:
-                    os.fsync(fd)
+                self._seal(folder, temp, fd, ttl)
             finally:
                 os.close(fd)
             self._publish(key, folder, temp, name, ttl)
@@ -409,12 +411,7 @@ class LocalBackend(Backend):
                         f"could not be put back; it is at {os.path.join(folder.path, taken)}"
                     ) from error
                 return None
-            if not stat_mode.S_ISREG(result.st_mode):
-                return None
-            chunks = []
-            while chunk := os.read(fd, max(result.st_size + 1, 1 << 16)):
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return _read_all(fd, result.st_size) if stat_mode.S_ISREG(result.st_mode) else None
         finally:
             os.close(fd)
 
@@ -437,10 +434,7 @@ class LocalBackend(Backend):
 
         def commit(target: IO[bytes]) -> None:
             target.flush()
-            if ttl:
-                _mark_ttl(folder, temp, target.fileno())
-            if self.fsync:
-                os.fsync(target.fileno())
+            self._seal(folder, temp, target.fileno(), ttl)
             target.close()
             self._publish(key, folder, temp, name, ttl)
             folder.close()
@@ -595,6 +589,13 @@ class LocalBackend(Backend):
         if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:
             return InvalidKey(f"Invalid key {key!r}: too long for this filesystem")
         return None
+
+    def _seal(self, folder: Folder, temp: str, fd: int, ttl: float | None) -> None:
+        """Finish the temp file's bytes: the TTL hint where it has a TTL, fsync if asked."""
+        if ttl:
+            _mark_ttl(folder, temp, fd)
+        if self.fsync:
+            os.fsync(fd)
 
     def _publish(self, key: str, folder: Folder, temp: str, name: str, ttl: float | None) -> None:
         """Rename the complete temp file to `name` (with its TTL sidecar, or none)."""
