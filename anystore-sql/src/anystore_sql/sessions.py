@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -70,13 +70,8 @@ class Sessions:
             with self._deadline(connection) as watch, connection.begin():
                 yield connection, watch
 
-    @contextmanager
-    def _serialized(self) -> Iterator[None]:
-        if self._lock is None:
-            yield
-        else:
-            with self._lock:
-                yield
+    def _serialized(self) -> AbstractContextManager[Any]:
+        return nullcontext() if self._lock is None else self._lock
 
     def _snapshot(self) -> Connection | None:
         """A connection in a read-only snapshot transaction, or None where there is none."""
