@@ -80,11 +80,12 @@ return {redis.call('STRLEN', KEYS[1]), redis.call('HGET', KEYS[2], 'v') or ''}
 # ~2x a GET in redis-py's client code alone). Returns false when the value is missing; '' stands
 # for a missing timestamp (a nil would cut the reply short). KEYS: value, meta.
 STAT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return false
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then
+  return false  -- PTTL -2: no such key (and saves an EXISTS)
 end
 local times = redis.call('HMGET', KEYS[2], 'c', 'u')
-return {redis.call('STRLEN', KEYS[1]), times[1] or '', times[2] or '', redis.call('PTTL', KEYS[1])}
+return {redis.call('STRLEN', KEYS[1]), times[1] or '', times[2] or '', ttl}
 """
 
 # Remove streaming-write temp keys idle for at least ARGV[2] ms. A writer renews its temp key's
