@@ -86,13 +86,9 @@ class FsspecBackend(Backend):
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
 
-    def _sidecar(self, path: str) -> str:
-        head, _, name = path.rpartition("/")
-        return f"{head}/{sidecar.sidecar_name(name)}" if head else sidecar.sidecar_name(name)
-
     def _expiry(self, path: str) -> bytes | None:
         try:
-            return cast(bytes, self.fs.cat_file(self._sidecar(path)))  # fsspec is untyped
+            return cast(bytes, self.fs.cat_file(sidecar.beside(path)))  # fsspec is untyped
         except Exception:  # missing, or a protocol that cannot say: no TTL
             return None
 
@@ -104,7 +100,7 @@ class FsspecBackend(Backend):
         return False
 
     def _remove(self, path: str) -> None:
-        for target in (path, self._sidecar(path)):
+        for target in (path, sidecar.beside(path)):
             try:
                 self.fs.rm_file(target)
             except (FileNotFoundError, NotImplementedError, OSError):
@@ -131,9 +127,9 @@ class FsspecBackend(Backend):
         path = self._path(key)
         with Translated(partial(self._refused, key)):
             if ttl:
-                self.fs.pipe_file(self._sidecar(path), sidecar.expiry_text(ttl))
+                self.fs.pipe_file(sidecar.beside(path), sidecar.expiry_text(ttl))
             elif self._expiry(path) is not None:
-                self.fs.rm_file(self._sidecar(path))
+                self.fs.rm_file(sidecar.beside(path))
             self.fs.pipe_file(path, data)
 
     def delete(self, key: str) -> None:

@@ -120,9 +120,8 @@ class LocalBackend(Backend):
 
     def _expiry(self, key: str) -> float | None:
         """The expiry in `key`'s TTL sidecar, or None if it has none."""
-        head, name = _split(key)
         try:
-            fd = self._root.open(join(head, sidecar.sidecar_name(name)), _OPEN_SIDECAR)
+            fd = self._root.open(sidecar.beside(key), _OPEN_SIDECAR)
         except OSError:
             return None
         try:

@@ -26,6 +26,12 @@ def sidecar_name(name: str) -> str:
     return TTL_PREFIX + name
 
 
+def beside(path: str) -> str:
+    """The sidecar path of the value at the `/`-separated `path` (in the same folder)."""
+    head, sep, name = path.rpartition("/")
+    return head + sep + sidecar_name(name)
+
+
 def temp_name() -> str:
     """A temp file name unique across processes and threads of this machine."""
     return f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_counter)}"
