@@ -22,6 +22,8 @@ import hashlib
 import pickle
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -109,6 +111,68 @@ class Item(BaseModel):
 def sibling(store: Store, **options: Any) -> Store:
     """Another Store over the same backend with some options changed."""
     return Store(store.backend, store.uri, store.options.updated(**options))
+
+
+# The TTLs an expiry test tries in turn. A short one keeps the kit fast; when a backend's calls
+# (a network backend on a loaded machine) take so long that it may have passed before the checks
+# that need it alive, the attempt proves nothing and runs again with the next, longer one.
+TTLS = (0.3, 1.0, 3.0)
+# How long past the TTL a test waits before it checks that a value is gone (clock resolution).
+EXPIRY_SLACK = 0.1
+
+
+class _TooSlow(Exception):
+    """The calls of an attempt took longer than its TTL: not a finding, a reason to retry."""
+
+
+class ExpiryClock:
+    """Times one attempt of an expiry test with the TTL `ttl`.
+
+    A value written with a TTL expires no earlier than `ttl` after its write began and no later
+    than `ttl` after the write returned. So checks that finish within `ttl` of `start` saw it
+    alive for certain, and a check after `wait_out()` sees it expired for certain.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self.start = self.written = time.monotonic()
+
+    def wrote(self) -> None:
+        """Note that the last write with this TTL has returned."""
+        self.written = time.monotonic()
+
+    @contextmanager
+    def before_expiry(self) -> Iterator[None]:
+        """Checks that need the TTL not yet passed; raises `_TooSlow` if they ended after it may
+        have (whatever they found, which then proves nothing)."""
+        try:
+            yield
+        except Exception as error:
+            if self._late():
+                raise _TooSlow from error
+            raise
+        if self._late():
+            raise _TooSlow
+
+    def _late(self) -> bool:
+        # A margin for media that keep expiry times in milliseconds.
+        return time.monotonic() - self.start >= self.ttl * 0.9
+
+    def wait_out(self) -> None:
+        """Sleep until every value written with this TTL has surely expired."""
+        time.sleep(max(0.0, self.written + self.ttl + EXPIRY_SLACK - time.monotonic()))
+
+
+def with_growing_ttls(store: Store, attempt: Callable[[float], None]) -> None:
+    """Run `attempt(ttl)` with the TTLs of `TTLS` in turn until one is long enough for the
+    backend's calls, emptying the store between attempts; fail if none is."""
+    for ttl in TTLS:
+        try:
+            attempt(ttl)
+            return
+        except _TooSlow:
+            store.delete_many(list(store.iterate_keys()))
+    pytest.fail(f"{backend_name(store)} took longer than a {TTLS[-1]} s TTL for a few calls")
 
 
 class StoreTests(GuaranteeTests):
@@ -584,44 +648,66 @@ class StoreTests(GuaranteeTests):
     # -- ttl ---------------------------------------------------------------------------------
 
     def test_ttl_expires(self, store: Store) -> None:
-        store.put("short", "v", ttl=1)
-        store.put("long", "v", ttl=60)
-        store.put("forever", "v")
-        assert store.get("short") == "v"
-        assert store.info("long").expires_at is not None
-        time.sleep(1.2)
-        assert not store.exists("short")
-        assert store.get("short", raise_on_nonexist=False) is None
-        assert store.info("short", raise_on_nonexist=False) is None
-        assert sorted(store.iterate_keys()) == ["forever", "long"]
-        assert store.get_many(["short", "long"]) == {"long": "v"}
+        def attempt(ttl: float) -> None:
+            clock = ExpiryClock(ttl)
+            store.put("short", "v", ttl=ttl)
+            clock.wrote()
+            store.put("long", "v", ttl=60)
+            store.put("forever", "v")
+            with clock.before_expiry():
+                assert store.get("short") == "v"
+                assert store.info("long").expires_at is not None
+            clock.wait_out()
+            assert not store.exists("short")
+            assert store.get("short", raise_on_nonexist=False) is None
+            assert store.info("short", raise_on_nonexist=False) is None
+            assert sorted(store.iterate_keys()) == ["forever", "long"]
+            assert store.get_many(["short", "long"]) == {"long": "v"}
+
+        with_growing_ttls(store, attempt)
 
     def test_overwrite_without_ttl_clears_it(self, store: Store) -> None:
-        store.put("k", "v", ttl=1)
-        store.put("k", "w")
-        time.sleep(1.2)
-        assert store.get("k") == "w"
+        def attempt(ttl: float) -> None:
+            clock = ExpiryClock(ttl)
+            store.put("k", "v", ttl=ttl)
+            with clock.before_expiry():  # the overwrite came while the TTL still held
+                store.put("k", "w")
+            clock.wrote()
+            clock.wait_out()
+            assert store.get("k") == "w"
+
+        with_growing_ttls(store, attempt)
 
     def test_default_ttl_and_open(self, store: Store) -> None:
-        # 2 s, not 1: six calls to a slow network backend under load can take over a second.
-        expiring = sibling(store, default_ttl=2)
-        expiring.put("d", 1)
-        with expiring.open("o", "wb") as handle:
-            handle.write(b"x")
-        store.put_many({"m": 1}, ttl=2)
-        assert store.exists("d") and store.exists("o") and store.exists("m")
-        time.sleep(2.2)
-        assert not store.exists("d")
-        assert not store.exists("o")
-        assert not store.exists("m")
+        def attempt(ttl: float) -> None:
+            clock = ExpiryClock(ttl)
+            expiring = sibling(store, default_ttl=ttl)
+            expiring.put("d", 1)
+            with expiring.open("o", "wb") as handle:
+                handle.write(b"x")
+            store.put_many({"m": 1}, ttl=ttl)
+            clock.wrote()
+            with clock.before_expiry():
+                assert store.exists("d") and store.exists("o") and store.exists("m")
+            clock.wait_out()
+            assert not store.exists("d")
+            assert not store.exists("o")
+            assert not store.exists("m")
+
+        with_growing_ttls(store, attempt)
 
     def test_ttl_of_a_streamed_write_counts_from_its_close(self, store: Store) -> None:
-        handle = store.open("late", "wb", ttl=1)
-        handle.write(b"x")
-        time.sleep(0.9)
-        handle.close()
-        time.sleep(0.3)  # 1.2 s after open, 0.3 s after close
-        assert store.get("late") == "x"
+        def attempt(ttl: float) -> None:
+            handle = store.open("late", "wb", ttl=ttl)
+            handle.write(b"x")
+            time.sleep(0.9 * ttl)
+            clock = ExpiryClock(ttl)  # from the close on
+            handle.close()
+            time.sleep(0.3 * ttl)  # 1.2 TTLs after the open, 0.3 after the close
+            with clock.before_expiry():
+                assert store.get("late") == "x"
+
+        with_growing_ttls(store, attempt)
 
     @pytest.mark.parametrize("ttl", [0, -1, "10", True, float("nan"), float("inf")])
     def test_bad_ttl(self, store: Store, ttl: Any) -> None:
@@ -671,16 +757,24 @@ class StoreTests(GuaranteeTests):
 
     def test_lock_lapses_after_its_ttl(self, store: Store) -> None:
         self._require_locks(store)
-        crashed = store.lock("job", ttl=0.5)
-        crashed.acquire()  # and never released, as if its process had died
-        assert not store.lock("job").acquire(blocking=False)
-        time.sleep(0.7)
-        taker = store.lock("job")
-        assert taker.acquire(timeout=0)
-        with pytest.raises(LockError, match="expired before it was released"):
-            crashed.release()
-        assert not store.lock("job").acquire(blocking=False)  # the late release took nothing
-        taker.release()
+
+        def attempt(ttl: float) -> None:
+            name = f"job-{ttl:g}"  # a lock of its own: a slow attempt's may still be held
+            clock = ExpiryClock(ttl)
+            crashed = store.lock(name, ttl=ttl)
+            crashed.acquire()  # and never released, as if its process had died
+            clock.wrote()
+            with clock.before_expiry():
+                assert not store.lock(name).acquire(blocking=False)
+            clock.wait_out()
+            taker = store.lock(name)
+            assert taker.acquire(timeout=0)
+            with pytest.raises(LockError, match="expired before it was released"):
+                crashed.release()
+            assert not store.lock(name).acquire(blocking=False)  # the late release took nothing
+            taker.release()
+
+        with_growing_ttls(store, attempt)
 
     def test_lock_waits_for_the_holder(self, store: Store) -> None:
         self._require_locks(store)
@@ -747,17 +841,26 @@ class StoreTests(GuaranteeTests):
     def test_anycache_key_func_ttl_and_bypass(self, store: Store) -> None:
         calls: list[int] = []
 
-        @anycache(store=store, key_func=lambda x: None if x < 0 else f"square/{x}", ttl=1)
-        def square(x: int) -> int:
-            calls.append(x)
-            return x * x
+        def attempt(ttl: float) -> None:
+            calls.clear()
 
-        assert square(3) == 9 and square(3) == 9 and square(-2) == 4 and square(-2) == 4
-        assert calls == [3, -2, -2]
-        assert store.get("square/3") == 9
-        time.sleep(1.2)
-        assert square(3) == 9
-        assert calls == [3, -2, -2, 3]
+            @anycache(store=store, key_func=lambda x: None if x < 0 else f"square/{x}", ttl=ttl)
+            def square(x: int) -> int:
+                calls.append(x)
+                return x * x
+
+            clock = ExpiryClock(ttl)
+            assert square(3) == 9
+            clock.wrote()
+            with clock.before_expiry():
+                assert square(3) == 9 and square(-2) == 4 and square(-2) == 4
+                assert calls == [3, -2, -2]
+                assert store.get("square/3") == 9
+            clock.wait_out()
+            assert square(3) == 9
+            assert calls == [3, -2, -2, 3]
+
+        with_growing_ttls(store, attempt)
 
         @anycache(store=store, key_func=lambda x: f"fresh/{x}", use_cache=False)
         def fresh(x: int) -> int:
