@@ -44,31 +44,26 @@ def best_time(action: Callable[[], object], rounds: int = 3) -> float:
     return best
 
 
-def time_ops(
-    keys: list[str], ops: dict[str, Callable[[str], object]], iterate: Callable[[], int]
-) -> dict[str, float]:
-    """One repetition: seconds per call of each op in `ops` (in order) over `keys`, and of one
-    `iterate()` (which returns how many keys it listed) as "iterate", run after the op named
-    "exists" so that every key is there; an op named "delete" runs last."""
-    results: dict[str, float] = {}
-    for name, action in ops.items():
-        if name == "delete":
-            continue
+# The ops of one repetition, in the order they run: every key is there from put to delete.
+REP_OPS = ("put", "get", "exists", "iterate", "info", "delete")
+
+
+def time_op(
+    name: str, keys: list[str], ops: dict[str, Callable[[str], object]], iterate: Callable[[], int]
+) -> float:
+    """Seconds per call of `ops[name]` over `keys`; for "iterate", seconds of one `iterate()`
+    (which returns how many keys it listed: all of them, or AssertionError)."""
+    if name == "iterate":
         start = time.perf_counter()
-        for key in keys:
-            action(key)
-        results[name] = (time.perf_counter() - start) / len(keys)
-        if name == "exists":
-            start = time.perf_counter()
-            listed = iterate()
-            results["iterate"] = time.perf_counter() - start
-            assert listed == len(keys), (listed, len(keys))
-    if "delete" in ops:
-        start = time.perf_counter()
-        for key in keys:
-            ops["delete"](key)
-        results["delete"] = (time.perf_counter() - start) / len(keys)
-    return results
+        listed = iterate()
+        elapsed = time.perf_counter() - start
+        assert listed == len(keys), (listed, len(keys))
+        return elapsed
+    action = ops[name]
+    start = time.perf_counter()
+    for key in keys:
+        action(key)
+    return (time.perf_counter() - start) / len(keys)
 
 
 def free_port() -> int:
