@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from anystore_sql.engines import parse_uri
 from anystore_sql.schema import chunk_table_name
@@ -22,15 +22,27 @@ def _table() -> str:
     return f"t_{uuid.uuid4().hex[:16]}"
 
 
-def _drop(url: str, table: str) -> None:
-    engine = create_engine(parse_uri(url)[0])
-    with engine.begin() as connection:
+@pytest.fixture(scope="session")
+def _drop_engines() -> Iterator[dict[str, Engine]]:
+    """One engine per server for dropping the tests' tables (a new one per test cost a connect
+    and a dispose each time), disposed at the end of the session."""
+    engines: dict[str, Engine] = {}
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+def _drop(engines: dict[str, Engine], url: str, table: str) -> None:
+    if url not in engines:
+        engines[url] = create_engine(parse_uri(url)[0])
+    with engines[url].begin() as connection:
         for name in (table, chunk_table_name(table)):
             connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    engine.dispose()
 
 
-def _database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def _database(
+    request: pytest.FixtureRequest, tmp_path: Path, engines: dict[str, Engine]
+) -> Iterator[str]:
     table = _table()
     if request.param == "sqlite-file":
         yield f"sqlite:///{tmp_path}/store.db?table={table}"
@@ -45,16 +57,20 @@ def _database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     )
     require_port("127.0.0.1", port, name)
     yield f"{url}?table={table}"
-    _drop(url, table)
+    _drop(engines, url, table)
 
 
 @pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql", "mariadb"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database(
+    request: pytest.FixtureRequest, tmp_path: Path, _drop_engines: dict[str, Engine]
+) -> Iterator[str]:
     """A database URL with a fresh table of its own (dropped afterwards)."""
-    yield from _database(request, tmp_path)
+    yield from _database(request, tmp_path, _drop_engines)
 
 
 @pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
-def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def shared_database(
+    request: pytest.FixtureRequest, tmp_path: Path, _drop_engines: dict[str, Engine]
+) -> Iterator[str]:
     """Like `database`, but one that several processes can open."""
-    yield from _database(request, tmp_path)
+    yield from _database(request, tmp_path, _drop_engines)
