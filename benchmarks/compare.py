@@ -75,7 +75,7 @@ def setups(name: str, tmp: str, tag: str, endpoint: str) -> Setup:
         setup = Setup(f"memory://ours-{tag}", raw_clients.RawMemory, f"memory://old-{tag}")
     elif name == "local":
         setup = Setup(f"{tmp}/ours", lambda: raw_clients.RawFiles(f"{tmp}/raw"), f"{tmp}/old")
-        os.makedirs(f"{tmp}/bigraw")
+        os.makedirs(f"{tmp}/bigraw", exist_ok=True)
         setup.big_raw = f"{tmp}/bigraw"
     elif name == "sqlite":
         setup = Setup(
@@ -402,6 +402,35 @@ def print_misses(results: dict[str, dict[str, list[Figures]]], big: dict[str, An
         print(f"- {miss}")
 
 
+def profile(spec: str, tmp: str, tag: str, endpoint: str, quick: bool) -> None:
+    """cProfile of ours for `backend.op` (op: one of OPS, or "open" for the large value written
+    and read through open()); prints the top frames by own time."""
+    import cProfile
+    import pstats
+
+    import bigvalue
+
+    name, op = spec.split(".")
+    setup = setups(name, f"{tmp}/profile-{name}", tag, endpoint)
+    profiler = cProfile.Profile()
+    if op == "open":
+        profiler.runcall(bigvalue.ours, setup.big_ours, 50 if quick else 200)
+    else:
+        count = COUNTS.get(name, 10_000) // (5 if quick else 1)
+        store = get_store(setup.ours)
+        ops, iterate = store_ops(store)
+        keys = rep_keys(count)
+        for before in REP_OPS[: REP_OPS.index(op)]:
+            if before != "iterate":
+                time_op(before, keys, ops, iterate)
+        profiler.runcall(time_op, op, keys, ops, iterate)
+        if op != "delete":
+            time_op("delete", keys, ops, iterate)
+        store.close()
+    print(f"\nprofile of ours, {spec}:")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(12)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1/5 of the keys, 3 reps, 50 MB")
@@ -409,6 +438,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (5; --quick 3)")
     parser.add_argument("--baseline-python", default=None, help="a python with anystore 1.5.5")
     parser.add_argument("--no-big", action="store_true", help="leave out the 200 MB runs")
+    parser.add_argument(
+        "--profile", default="", help="only profile ours: backend.op[,...], op put..iterate|open"
+    )
     args = parser.parse_args()
     args.reps = args.reps or (3 if args.quick else 5)
     names = [n for n in args.backends.split(",") if n]
@@ -421,6 +453,16 @@ def main() -> None:
     )
     results: dict[str, dict[str, list[Figures]]] = {}
     big: dict[str, dict[str, Figures]] = {}
+    if args.profile:
+        specs = args.profile.split(",")
+        names = sorted({spec.split(".")[0] for spec in specs})
+        with tempfile.TemporaryDirectory() as tmp, services(names) as endpoint:
+            try:
+                for spec in specs:
+                    profile(spec, tmp, tag, endpoint, args.quick)
+            finally:
+                drop_tables(tag, names)
+        return
     with tempfile.TemporaryDirectory() as tmp, services(names) as endpoint:
         try:
             for name in names:
