@@ -51,14 +51,21 @@ class PrivateServer:
                 pids.append(int(entry))
         return pids
 
+    def _signal(self, number: int) -> None:
+        for pid in self._pids():
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:
+                # A child (a PostgreSQL backend of a closed connection) exited since _pids().
+                if pid == self.process.pid:
+                    raise
+
     def stall(self) -> None:
         """SIGSTOP the server's processes: the kernel keeps accepting, nothing answers."""
-        for pid in self._pids():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        for pid in self._pids():
-            os.kill(pid, signal.SIGCONT)
+        self._signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """Resume, terminate by PID, and remove the data directory."""
