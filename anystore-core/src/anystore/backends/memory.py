@@ -42,6 +42,9 @@ class _Namespace:
         self.folders: dict[str, _Folder] = {"": _Folder()}
         # Lock name -> (token, expiry); apart from the entries so listings never see them.
         self.locks: dict[str, tuple[str, float]] = {}
+        # Set by the first write with a TTL: until then no entry can be expired, and listings
+        # skip the per-key expiry check (most of their time).
+        self.expiring = False
 
     def make(self, folder: str) -> _Folder:
         """The index node of a new folder, linked into its parents (under `lock`)."""
@@ -137,6 +140,8 @@ class MemoryBackend(Backend):
                 created = now  # an expired entry counts as gone
             else:
                 created = old[1]  # an overwrite keeps created_at
+            if ttl:
+                self._namespace.expiring = True
             entries[full] = (data, created, now, now + ttl if ttl else None)
 
     def delete(self, key: str) -> None:
@@ -181,7 +186,8 @@ class MemoryBackend(Backend):
         else:
             top = self._prefix[:-1]
         # One folder at a time: its names are copied under the lock, so writers are never
-        # blocked by a slow consumer, and a key that lives throughout is listed exactly once.
+        # blocked by a slow consumer, and a key that lives throughout is listed exactly once (a
+        # key deleted while its folder is being yielded may still be, as on other media).
         pending = [top]
         while pending:
             with self._lock:
@@ -190,12 +196,18 @@ class MemoryBackend(Backend):
                     continue
                 keys = list(node.keys)
                 pending.extend(node.subfolders)
-            now = time.time()
-            for key in keys:
-                entry = entries.get(key)
-                if entry is None or (entry[3] is not None and entry[3] <= now):
-                    continue
-                yield key[start:]
+            if self._namespace.expiring:
+                now = time.time()
+                for key in keys:
+                    entry = entries.get(key)
+                    if entry is None or (entry[3] is not None and entry[3] <= now):
+                        continue
+                    yield key[start:]
+            elif start:
+                for key in keys:
+                    yield key[start:]
+            else:
+                yield from keys
 
     def open_write(self, key: str, ttl: float | None = None) -> WriteHandle:
         # A BytesIO, not the default's temporary file (which moves to disk past its size):
