@@ -347,7 +347,7 @@ def print_tables(results: dict[str, dict[str, list[Figures]]], big: dict[str, An
         print(f"| {name} | " + " | ".join(values) + " |")
     if big:
         print("\nthrough open() in 1 MiB chunks: MB/s ours / raw (ratio raw/ours), peak RSS MiB:\n")
-        print("| backend | write | read | peak RSS ours / raw | 1.5.5 write / read |")
+        print("| backend | write | read | peak RSS ours / raw | 1.5.5 write / read (RSS) |")
         print("|---|---|---|---|---|")
         for name, sides in big.items():
             ours, raw, old = sides.get("ours"), sides.get("raw"), sides.get("1.5.5")
@@ -359,7 +359,9 @@ def print_tables(results: dict[str, dict[str, list[Figures]]], big: dict[str, An
                 for d in ("write", "read")
             ]
             cols.append(f"{ours['rss']:,.0f} / {raw['rss']:,.0f}")
-            cols.append(f"{old['write']:,.0f} / {old['read']:,.0f}" if old else "-")
+            cols.append(
+                f"{old['write']:,.0f} / {old['read']:,.0f} ({old['rss']:,.0f} MiB)" if old else "-"
+            )
             print(f"| {name} | " + " | ".join(cols) + " |")
 
 
