@@ -184,3 +184,116 @@ def test_default_timeouts_reach_botocore(bucket: str, s3_endpoint: str) -> None:
     config = client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (3.0, 15.0)
     assert config.retries["total_max_attempts"] == 2  # the first attempt included
+
+
+class StallingProxy:
+    """A TCP proxy to the real endpoint that can stall: once `stall()` is called it keeps every
+    connection open and accepts new ones but passes no more bytes, as a SIGSTOPped server does."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition("//")[2].partition(":")
+        self.target = (host, int(port))
+        self.stalled = threading.Event()
+        self.closed = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.sockets: list[socket.socket] = [self.server]
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                continue
+            self.sockets.append(client)
+            if self.stalled.is_set():
+                continue  # accepted, never answered
+            upstream = socket.create_connection(self.target)
+            self.sockets.append(upstream)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        source.settimeout(0.1)
+        while not self.closed.is_set():
+            if self.stalled.is_set():
+                time.sleep(0.05)  # hold the bytes: the server "is paused"
+                continue
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def stall(self) -> None:
+        self.stalled.set()
+
+    def close(self) -> None:
+        self.closed.set()
+        for one in self.sockets:
+            one.close()
+
+
+@pytest.fixture
+def stalling_proxy(s3_endpoint: str) -> Iterator[StallingProxy]:
+    proxy = StallingProxy(s3_endpoint)
+    yield proxy
+    proxy.close()
+
+
+def _gives_up(call: Any, within: float) -> BaseException | None:
+    """Run `call` in a thread: the error it raised within `within` seconds (fails if it hangs)."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    assert outcome, f"the call did not return within {within:.0f} s"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("call", ["get", "put", "put_with_ttl", "open_wb", "delete", "keys"])
+def test_every_call_on_a_stalled_server_gives_up_within_its_timeouts(
+    bucket: str, stalling_proxy: StallingProxy, call: str
+) -> None:
+    # botocore asks for `Expect: 100-continue` on uploads and aiohttp waits for it with no timeout:
+    # before that header was dropped, put and open("wb") hung forever here while get gave up.
+    store = get_store(
+        f"s3://{bucket}", endpoint_url=stalling_proxy.url, read_timeout=0.5, max_attempts=1
+    )
+    store.put("warm", "x" * 100)
+    assert store.get("warm") == "x" * 100
+    stalling_proxy.stall()
+
+    def open_wb() -> None:
+        with store.open("streamed", "wb") as fh:
+            fh.write(b"y" * 100)
+
+    calls = {
+        "get": lambda: store.get("warm"),
+        "put": lambda: store.put("new", b"y" * 100),
+        "put_with_ttl": lambda: store.put("new", b"y" * 100, ttl=60),
+        "open_wb": open_wb,
+        "delete": lambda: store.delete("warm"),
+        "keys": lambda: list(store.iterate_keys()),
+    }
+    start = time.monotonic()
+    error = _gives_up(calls[call], within=15)
+    assert isinstance(error, BackendUnavailable), repr(error)
+    assert time.monotonic() - start < 10

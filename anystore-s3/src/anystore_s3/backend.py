@@ -32,7 +32,14 @@ from anystore.exceptions import AnystoreError, BackendUnavailable, ReadOnly, mas
 from anystore.io import WriteHandle
 from anystore.keys import normalize_prefix
 from anystore.settings import load_settings
-from anystore_s3.client import POOL, Connection, environment_fingerprint, split_credentials
+from anystore_s3.client import (
+    Connection,
+    acquire,
+    environment_fingerprint,
+    release,
+    session_client,
+    split_credentials,
+)
 from anystore_s3.conditional import ConditionalRequests
 from anystore_s3.errors import Denied, Missing, Refused, Unsupported, translate
 from anystore_s3.housekeeping import MARKER_BYTES, TTL_INDEX, Housekeeping
@@ -101,8 +108,8 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
             max_pool_connections=max(10, settings.max_concurrency),
             environment=environment_fingerprint(),
         )
-        self.fs = POOL.acquire(self._connection)
-        self._release = weakref.finalize(self, POOL.release, self._connection)
+        self.fs = acquire(self._connection)
+        self._release = weakref.finalize(self, release, self._connection, self.fs)
         # Fail now, clearly, rather than on the first read.
         try:
             self._run(self._check_bucket())
@@ -140,7 +147,7 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         """One S3 request with the keys as given (never parsed as paths or URLs)."""
-        client = await self.fs.set_session()
+        client = await session_client(self.fs)
         try:
             return await getattr(client, method)(**kwargs)
         except Exception as error:

@@ -15,10 +15,11 @@ Credentials may come inside an endpoint URL (`http://KEY:SECRET@host:9000`) or a
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from anystore.clients import ClientCache
 
 # AWS variables that change which credentials or region a client uses.
 _AWS_ENV = (
@@ -70,40 +71,38 @@ def environment_fingerprint() -> tuple[str | None, ...]:
     return tuple(os.environ.get(name) for name in _AWS_ENV)
 
 
-class ClientPool:
-    """Shared `S3FileSystem`s by `Connection`, reference-counted, safe across threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._clients: dict[tuple[int, Connection], list[Any]] = {}
-
-    def acquire(self, connection: Connection) -> Any:
-        """The filesystem for `connection` (built on first use); `release` it when done."""
-        slot = (os.getpid(), connection)
-        with self._lock:
-            entry = self._clients.get(slot)
-            if entry is None:
-                entry = self._clients[slot] = [_build(connection), 0]
-            entry[1] += 1
-            return entry[0]
-
-    def release(self, connection: Connection) -> None:
-        """Give back one reference; the last one drops the client (s3fs closes its session)."""
-        slot = (os.getpid(), connection)
-        with self._lock:
-            entry = self._clients.get(slot)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] <= 0:
-                del self._clients[slot]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._clients)
+# Shared `S3FileSystem`s by `Connection`, counted per store: the last store closed drops its client.
+POOL: ClientCache[Any] = ClientCache()
 
 
-POOL = ClientPool()
+def acquire(connection: Connection) -> Any:
+    """The shared filesystem for `connection` (built on first use); `release` it when done."""
+    return POOL.acquire(connection, lambda: _build(connection))
+
+
+def release(connection: Connection, fs: Any) -> None:
+    """One store less on `fs`; the last one lets the client go (s3fs closes its session)."""
+    POOL.release(connection, fs)
+
+
+async def session_client(fs: Any) -> Any:
+    """The aiobotocore client of `fs`, made ready on first use.
+
+    botocore asks for `Expect: 100-continue` on every upload with a body, and aiohttp waits for
+    the interim response with no timeout at all: a server that accepts the connection but stalls
+    (a paused process, a full backlog) would hang a put forever while every other call fails
+    within `read_timeout`. The header is dropped, so an upload is bounded like any request (a
+    refused upload costs at most one part's bytes on the wire).
+    """
+    client = await fs.set_session()
+    if not getattr(fs, "_anystore_ready", False):
+        client.meta.events.register_last("before-call.s3", _no_expect_continue)
+        fs._anystore_ready = True
+    return client
+
+
+def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
+    params.get("headers", {}).pop("Expect", None)
 
 
 _SESSIONS: dict[int, Any] = {}
