@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -163,21 +164,36 @@ def ensure_tables(engine: Engine, table: Table, chunks: Table) -> None:
                 f"Table {chunks.name!r} (the chunks of {table.name!r}) is not an anystore chunk "
                 f"table (columns {sorted(found)}). Drop or rename it, or use another ?table=."
             )
-    try:
-        table.metadata.create_all(engine, tables=[table, chunks])
-        if engine.dialect.name == "postgresql":
-            # Uncompressed out-of-line storage: substr() fetches just the range it reads, and
-            # writes do not spend time trying to compress every chunk.
-            with engine.begin() as connection:
-                for name, column in ((table.name, "value"), (chunks.name, "data")):
-                    connection.exec_driver_sql(
-                        f'ALTER TABLE "{name}" ALTER COLUMN {column} SET STORAGE EXTERNAL'
-                    )
-    except Exception:
-        # Another process may have created them at the same moment.
-        inspector = inspect(engine)
-        if not (inspector.has_table(table.name) and inspector.has_table(chunks.name)):
-            raise
+    _create_missing(engine, table, chunks)
+    if engine.dialect.name == "postgresql":
+        # Uncompressed out-of-line storage: substr() fetches just the range it reads, and
+        # writes do not spend time trying to compress every chunk. (Idempotent, so a process that
+        # lost the race to create the tables may run it too.)
+        with engine.begin() as connection:
+            for name, column in ((table.name, "value"), (chunks.name, "data")):
+                connection.exec_driver_sql(
+                    f'ALTER TABLE "{name}" ALTER COLUMN {column} SET STORAGE EXTERNAL'
+                )
+
+
+def _create_missing(engine: Engine, table: Table, chunks: Table, attempts: int = 5) -> None:
+    """Create whichever of the two tables is missing, while other processes may do the same.
+
+    A process that loses the race for the first table fails on it; the winner may not have made
+    the second one yet, so the loser tries again (create_all checks first, so each round creates
+    only what is still missing) rather than concluding from a half-made schema.
+    """
+    for attempt in range(attempts):
+        try:
+            table.metadata.create_all(engine, tables=[table, chunks])
+            return
+        except Exception:
+            inspector = inspect(engine)
+            if inspector.has_table(table.name) and inspector.has_table(chunks.name):
+                return
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _migrate(engine: Engine, table: Table) -> None:
