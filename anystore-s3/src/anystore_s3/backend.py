@@ -29,7 +29,7 @@ from fsspec.asyn import sync
 
 from anystore.backend import Backend, BackendStat
 from anystore.exceptions import AnystoreError, BackendUnavailable, ReadOnly, mask_uri
-from anystore.io import WriteHandle
+from anystore.io import CHUNK_SIZE, WriteHandle
 from anystore.keys import normalize_prefix
 from anystore.settings import load_settings
 from anystore_s3.client import (
@@ -44,7 +44,7 @@ from anystore_s3.conditional import ConditionalRequests
 from anystore_s3.errors import Denied, Missing, Refused, Unsupported, translate
 from anystore_s3.housekeeping import MARKER_BYTES, TTL_INDEX, Housekeeping
 from anystore_s3.metadata import EXPIRES, expired
-from anystore_s3.reader import CHUNK, ObjectReader
+from anystore_s3.reader import ObjectReader
 from anystore_s3.settings import S3Settings
 from anystore_s3.writer import MultipartTarget
 
@@ -348,7 +348,7 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
             return self._call("get_object", Bucket=self.bucket, Key=full, **arguments)
 
         reader = ObjectReader(response, self._run, get, self._close_soon, key)
-        return io.BufferedReader(reader, buffer_size=CHUNK)
+        return io.BufferedReader(reader, buffer_size=CHUNK_SIZE)
 
     async def _open_get(self, full: str) -> dict[str, Any] | None:
         """The GET whose body a read handle streams: None if missing or expired."""

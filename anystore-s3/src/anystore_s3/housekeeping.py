@@ -17,11 +17,11 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anystore.keys import RESERVED_PREFIX
 from anystore_s3.conditional import PROBE_PREFIX
-from anystore_s3.errors import Missing, Refused
+from anystore_s3.errors import Missing
 from anystore_s3.metadata import expired
 
 T = TypeVar("T")
@@ -40,6 +40,10 @@ class Housekeeping:
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # from ConditionalRequests (a stub here would shadow it in the MRO)
+
+        async def _delete_if_unchanged(self, full: str, etag: str) -> bool: ...
 
     def _run(self, awaitable: Awaitable[T]) -> T:
         raise NotImplementedError
@@ -78,7 +82,7 @@ class Housekeeping:
                 # An endpoint that ignores conditions keeps it (hidden by its markers):
                 # deleting blindly could drop a value written in between.
                 if not self._honours_conditions() or not self._run(
-                    self._delete_expired(full, str(response["ETag"]))
+                    self._delete_if_unchanged(full, str(response["ETag"]))
                 ):
                     continue  # kept: its markers keep hiding it
                 removed += 1
@@ -93,14 +97,6 @@ class Housekeeping:
             return await self._call("head_object", Bucket=self.bucket, Key=full)  # type: ignore[no-any-return]
         except Missing:
             return None
-
-    async def _delete_expired(self, full: str, etag: str) -> bool:
-        """Delete an expired object unless it was rewritten since its HEAD."""
-        try:
-            await self._call("delete_object", Bucket=self.bucket, Key=full, IfMatch=etag)
-        except (Missing, Refused):
-            return False
-        return True
 
     # -- cleanup -------------------------------------------------------------------------------
 

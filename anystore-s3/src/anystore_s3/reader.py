@@ -18,7 +18,6 @@ from anystore.exceptions import BackendUnavailable, ConcurrentModification
 from anystore.io import SizedReader
 from anystore_s3.errors import Missing, Refused, Runner
 
-CHUNK = 1024 * 1024
 # A read after a seek fetches at least this much in one bounded range (a random-access reader
 # pays one small request per seek, and the connection is reused); reading on past it streams
 # the rest of the object.
@@ -53,33 +52,14 @@ class ObjectReader(SizedReader):
         self._body_end = self.size  # where the body ends
         self._resumes = 0
 
-    def readinto(self, buffer: Any) -> int:
-        data = self._read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        # The rest in 1 MiB pieces of the same body, not io's default of 8 KiB per call.
-        chunks = []
-        while chunk := self._read(CHUNK, to_end=True):
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._drop_body()
-            finally:
-                super().close()
-
     # -- fetching ------------------------------------------------------------------------------
 
-    def _read(self, length: int, to_end: bool = False) -> bytes:
+    def _fetch(self, length: int, rest: bool = False) -> bytes:
         length = min(length, self.size - self._position)
         if length <= 0:
             return b""
         if self._body is None or self._body_at != self._position:
-            self._reopen(self._range_end(length, to_end))
+            self._reopen(self._range_end(length, rest))
         elif self._body_at >= self._body_end:
             self._reopen(self.size)  # reading on past a bounded range: stream the rest
         length = min(length, self._body_end - self._position)
@@ -97,13 +77,13 @@ class ObjectReader(SizedReader):
                 )
             self._resumes += 1
             self._reopen(end)
-            return data + self._read(length - len(data), to_end)
+            return data + self._fetch(length - len(data), rest)
         self._resumes = 0  # the limit is for breaks in a row, not over a long read's life
         return data
 
-    def _range_end(self, length: int, to_end: bool) -> int:
+    def _range_end(self, length: int, rest: bool) -> int:
         """Where a new ranged GET from the current position should end."""
-        if to_end or self._body_end == self._position:  # all of it, or reading on
+        if rest or self._body_end == self._position:  # all of it, or reading on
             return self.size
         return min(self.size, self._position + max(length, SEEK_WINDOW))
 
@@ -119,7 +99,7 @@ class ObjectReader(SizedReader):
                 parts.append(part)
                 left -= len(part)
         except Exception as error:
-            # A connection reset, a read timeout, an aiohttp payload error: `_read` resumes.
+            # A connection reset, a read timeout, an aiohttp payload error: `_fetch` resumes.
             if not _broken_off(error):
                 raise
         return b"".join(parts)
@@ -148,6 +128,9 @@ class ObjectReader(SizedReader):
             f"{self.name!r} {what} after this handle opened it (at byte {self._position} of "
             f"{self.size}); open it again to read the current version"
         )
+
+    def _release(self) -> None:
+        self._drop_body()
 
     def _drop_body(self) -> None:
         if self._body is not None:
