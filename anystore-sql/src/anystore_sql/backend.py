@@ -28,6 +28,7 @@ from anystore.settings import load_settings
 from anystore_sql import statements
 from anystore_sql.chunks import ChunkStatements, read_all
 from anystore_sql.engines import acquire, parse_uri, release
+from anystore_sql.fastpath import FastPath
 from anystore_sql.schema import INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
 from anystore_sql.sessions import Sessions
 from anystore_sql.settings import SqlSettings
@@ -98,6 +99,12 @@ class SqlBackend(Streams, Sessions, Backend):
         self._take_lock = statements.take_lock(t, self.dialect)
         self._lock_holder = select(t.c.value).where(t.c.key == bindparam("k"))
         self._chunked = ChunkStatements(t, self.chunks, self._live)
+        fast = self._fast = FastPath(
+            self._shared.idle, self.settings, self.masked_uri, self._lock, self._read
+        )
+        self._fast_get = fast.compile(self._get)
+        self._fast_exists = fast.compile(self._exists)
+        self._fast_stat = fast.compile(self._stat)
 
     def _maybe_purge(self, now: float) -> None:
         if now - self._last_purge > PURGE_INTERVAL:
@@ -135,7 +142,7 @@ class SqlBackend(Streams, Sessions, Backend):
 
     def read(self, key: str) -> bytes | None:
         full = self._prefix + key
-        rows = self._read(self._get, {"k": full, "now": time.time()})
+        rows = self._fast.rows(self._fast_get, {"k": full, "now": time.time()})
         if not rows:
             return None
         value, size = rows[0]
@@ -154,7 +161,8 @@ class SqlBackend(Streams, Sessions, Backend):
         self._write((self._delete, found), (self._chunked.clear, found))
 
     def stat(self, key: str) -> BackendStat | None:
-        rows = self._read(self._stat, {"k": self._prefix + key, "now": time.time()})
+        params = {"k": self._prefix + key, "now": time.time()}
+        rows = self._fast.rows(self._fast_stat, params)
         if not rows:
             return None
         size, created, updated, expires = rows[0]
@@ -192,7 +200,8 @@ class SqlBackend(Streams, Sessions, Backend):
     # -- derived, native ---------------------------------------------------------------------
 
     def exists(self, key: str) -> bool:
-        return bool(self._read(self._exists, {"k": self._prefix + key, "now": time.time()}))
+        params = {"k": self._prefix + key, "now": time.time()}
+        return bool(self._fast.rows(self._fast_exists, params))
 
     def pop(self, key: str) -> bytes | None:
         t = self.table

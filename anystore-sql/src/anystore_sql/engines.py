@@ -23,6 +23,7 @@ from sqlalchemy.pool import StaticPool
 from anystore.clients import ClientCache
 from anystore.exceptions import BackendNotFound, InvalidOption, mask_uri
 from anystore.keys import normalize_prefix
+from anystore_sql.fastpath import Idle
 from anystore_sql.schema import check_table_name
 from anystore_sql.settings import SqlSettings
 
@@ -59,6 +60,10 @@ class SharedEngine:
     memory: bool  # an in-memory SQLite database: one connection, no snapshots
     wal: list[bool] = field(default_factory=lambda: [True])  # SQLite file in WAL mode?
     checked_tables: set[str] = field(default_factory=set)
+    idle: Idle = field(init=False)  # the connections the fast path holds (fastpath.py)
+
+    def __post_init__(self) -> None:
+        self.idle = Idle(self.engine)
 
 
 # Fresh engines in a forked child: the parent's pooled connections are not the child's to use.
@@ -102,6 +107,7 @@ def acquire(url: str, settings: SqlSettings) -> SharedEngine:
 def release(shared: SharedEngine) -> None:
     """One store less on `shared`; the last one disposes the engine (files and connections)."""
     if not shared.memory and _engines.release(shared.key, shared):
+        shared.idle.drain()
         shared.engine.dispose()
 
 

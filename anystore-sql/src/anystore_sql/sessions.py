@@ -52,9 +52,14 @@ class Sessions:
             fd = connection.connection.dbapi_connection.fileno()  # type: ignore[union-attr]
         return watchdog.deadline(fd, self.settings.operation_timeout)
 
+    def _connect(self) -> Connection:
+        # The fast path's idle connections go back first if the pool has none left.
+        self._shared.idle.make_room()
+        return self.engine.connect()
+
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        with self._serialized(), self.engine.connect() as connection:
+        with self._serialized(), self._connect() as connection:
             if self.dialect == "postgresql":
                 # psycopg switches autocommit on the client, which spares the ROLLBACK round
                 # trip after every read. (PyMySQL would send SET AUTOCOMMIT twice instead, and
@@ -65,7 +70,7 @@ class Sessions:
 
     @contextmanager
     def _writing(self) -> Iterator[tuple[Connection, watchdog.Deadline]]:
-        with self._serialized(), self.engine.connect() as connection:
+        with self._serialized(), self._connect() as connection:
             connection.execution_options(**{WRITE_OPTION: True})
             with self._deadline(connection) as watch, connection.begin():
                 yield connection, watch
@@ -77,7 +82,7 @@ class Sessions:
         """A connection in a read-only snapshot transaction, or None where there is none."""
         if self._shared.memory or (self.dialect == "sqlite" and not self._shared.wal[0]):
             return None
-        connection = self.engine.connect()
+        connection = self._connect()
         try:
             with self._deadline(connection):
                 if self.dialect == "postgresql":

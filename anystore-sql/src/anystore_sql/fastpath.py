@@ -1,0 +1,267 @@
+"""Single-row reads on the driver itself: precompiled SQL on a held, pooled DBAPI connection.
+
+SQLAlchemy's execution path (compile cache lookup, parameter processing, events, result
+wrapping) and a pool checkout with its reset cost several times the driver's own work for a
+primary-key lookup. So `get`, `exists` and `stat` of a small value run their statement, compiled
+once per table and dialect into the driver's SQL and paramstyle, on a DBAPI connection that the
+engine's pool handed out and that stays checked out between operations (`Idle`, a few per
+engine) in the driver's autocommit mode: one round trip, no ping, no ROLLBACK. A connection that
+fails is invalidated (with the pool's older connections, as SQLAlchemy does on a disconnect), and
+a disconnect is retried once on a fresh one through `errors.run`, so errors stay anystore's.
+Anything that is not one row of one statement (chunked values, writes, listings) keeps the
+SQLAlchemy path in sessions.py.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+
+from anystore_sql import errors, watchdog
+from anystore_sql.settings import SqlSettings
+
+T = TypeVar("T")
+# Connections an engine's fast path keeps checked out between operations (more threads at once
+# check out and return their own).
+IDLE_MAX = 2
+
+
+class Held:
+    """A pooled connection checked out for the fast path, with its cursor and socket."""
+
+    __slots__ = ("cursor", "driver", "fairy", "fd", "since")
+
+    def __init__(self, fairy: PoolProxiedConnection, dialect: str) -> None:
+        self.fairy = fairy
+        driver: Any = fairy.driver_connection
+        self.driver = driver
+        self.since = time.monotonic()
+        # Autocommit: a read is one round trip and leaves no transaction to roll back.
+        if dialect == "postgresql":
+            self.driver.autocommit = True
+        elif dialect in ("mysql", "mariadb"):
+            self.driver.autocommit(True)
+        self.cursor: Any = self.driver.cursor()
+        # Only PostgreSQL needs the watchdog: PyMySQL has socket timeouts, SQLite no server.
+        self.fd: int | None = self.driver.fileno() if dialect == "postgresql" else None
+
+
+class Idle:
+    """The connections one engine's fast path holds; `drain()` hands them back to the pool."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.held: list[Held] = []
+        self.pid = os.getpid()
+
+    def take(self) -> Held:
+        """An idle connection, else a new checkout from the pool (raises what the pool raises)."""
+        if self.pid != os.getpid():
+            self._forked()
+        try:
+            return self.held.pop()
+        except IndexError:
+            return Held(self.engine.raw_connection(), self.dialect)
+
+    def give(self, held: Held, recycle: float) -> None:
+        """Keep `held` for the next operation, or return it to the pool."""
+        if len(self.held) < IDLE_MAX and time.monotonic() - held.since < recycle:
+            self.held.append(held)
+        else:
+            self._return(held)
+
+    def drop(self, held: Held, error: BaseException | None) -> None:
+        """Invalidate `held` (it failed); after a disconnect, the idle ones and the pool's too."""
+        if error is not None:
+            pool = self.engine.pool
+            pool._invalidate(held.fairy, error, _checkin=False)
+            while self.held:
+                self.held.pop().fairy.invalidate()
+        try:
+            held.fairy.invalidate(error)
+        except Exception:  # the connection is being thrown away either way
+            pass
+
+    def drain(self) -> None:
+        """Return every idle connection to the pool (before a dispose, or to make room)."""
+        while True:
+            try:
+                held = self.held.pop()
+            except IndexError:
+                return
+            self._return(held)
+
+    def make_room(self) -> None:
+        """Return the idle connections if the pool has no free one left for another checkout."""
+        pool = self.engine.pool
+        if (
+            self.held
+            and isinstance(pool, QueuePool)
+            and pool.checkedout() >= pool.size() + max(pool._max_overflow, 0)
+        ):
+            self.drain()
+
+    def _return(self, held: Held) -> None:
+        try:
+            held.cursor.close()
+            if self.dialect == "postgresql":
+                held.driver.autocommit = False
+            elif self.dialect in ("mysql", "mariadb"):
+                held.driver.autocommit(False)
+        except Exception:
+            self.drop(held, None)
+            return
+        held.fairy.close()
+
+    def _forked(self) -> None:
+        # The parent's connections are not ours to use or to close: keep them referenced (a
+        # collected checkout would be reset over the parent's socket) and start afresh.
+        _inherited.extend(self.held)
+        self.held = []
+        self.pid = os.getpid()
+
+
+_inherited: list[Held] = []
+
+
+class Statement:
+    """One statement as the driver's SQL, with its parameters in the driver's order."""
+
+    __slots__ = ("core", "names", "sql")
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        self.core = statement
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        # qmark/format drivers take a tuple in this order; pyformat ones the dict itself.
+        self.names: tuple[str, ...] | None = (
+            tuple(compiled.positiontup) if dialect.positional else None
+        )
+
+    def args(self, params: dict[str, Any]) -> Any:
+        names = self.names
+        return params if names is None else tuple([params[name] for name in names])
+
+
+class FastPath:
+    """Runs one statement on a held connection and returns its rows (see the module doc)."""
+
+    def __init__(
+        self,
+        idle: Idle,
+        settings: SqlSettings,
+        masked_uri: str,
+        lock: threading.RLock | None,
+        slow: Callable[[Any, dict[str, Any]], list[Any]],
+    ) -> None:
+        self.idle = idle
+        self._slow = slow
+        self.settings = settings
+        self.masked_uri = masked_uri
+        self.dialect: Dialect = idle.engine.dialect
+        self._driver_error: type[Exception] = self.dialect.loaded_dbapi.Error
+        self._lock = lock
+        # MySQL/MariaDB keys are VARBINARY: bound as bytes (as schema.KeyType does).
+        self.binary_keys = self.dialect.name in ("mysql", "mariadb")
+        self._echo = settings.echo
+
+    def compile(self, statement: Any) -> Statement:
+        """`statement` (SQLAlchemy Core) as this dialect's driver SQL."""
+        return Statement(statement, self.dialect)
+
+    def rows(self, statement: Statement, params: dict[str, Any]) -> list[Any]:
+        """The rows of `statement` (read in autocommit); anystore errors (see errors.py).
+
+        An engine that logs (`echo`) or has cursor event listeners takes the SQLAlchemy path,
+        so that what it observes is every statement sent.
+        """
+        if self._echo or self.idle.engine.dispatch.before_cursor_execute:
+            return self._slow(statement.core, params)
+        if self.binary_keys:
+            params["k"] = params["k"].encode()
+        args = statement.args(params)
+        try:
+            return self._attempt(statement.sql, args)
+        except Exception as error:  # handed to errors.run, which retries or translates it
+            return self._recover(error, lambda: self._attempt(statement.sql, args))
+
+    def _attempt(self, sql: str, args: Any) -> list[Any]:
+        with self._serialized():
+            held = self._take()
+            try:
+                with self._deadline(held):
+                    try:
+                        held.cursor.execute(sql, args)
+                        # fetchall: SQLite ends the statement (and its read snapshot) at once.
+                        rows: list[Any] = held.cursor.fetchall()
+                    except self._driver_error as error:
+                        disconnect = self._disconnect(error, held.driver, held.cursor)
+                        raise DBAPIError.instance(
+                            sql,
+                            args,
+                            error,
+                            self._driver_error,
+                            connection_invalidated=disconnect,
+                            dialect=self.dialect,
+                        ) from None
+            except BaseException as error:
+                invalidated = getattr(error, "connection_invalidated", False)
+                if isinstance(error, watchdog.Stalled):
+                    invalidated = True
+                self.idle.drop(held, error if invalidated else None)
+                raise
+            self.idle.give(held, self.settings.pool_recycle)
+            return rows
+
+    def _take(self) -> Held:
+        try:
+            return self.idle.take()
+        except self._driver_error as error:
+            disconnect = self._disconnect(error, None, None)
+            raise DBAPIError.instance(
+                None,
+                None,
+                error,
+                self._driver_error,
+                connection_invalidated=disconnect,
+                dialect=self.dialect,
+            ) from None
+
+    def _disconnect(self, error: Exception, connection: Any, cursor: Any) -> bool:
+        check: Any = self.dialect.is_disconnect
+        return bool(check(error, connection, cursor))
+
+    def _deadline(self, held: Held) -> AbstractContextManager[Any]:
+        if held.fd is None:
+            return nullcontext()
+        return watchdog.deadline(held.fd, self.settings.operation_timeout)
+
+    def _serialized(self) -> AbstractContextManager[Any]:
+        return nullcontext() if self._lock is None else self._lock
+
+    def _recover(self, error: BaseException, again: Callable[[], T]) -> T:
+        # errors.run decides as on the SQLAlchemy path: a disconnect once more on a fresh
+        # connection, contention with backoff, everything else translated.
+        pending = [error]
+
+        def action() -> T:
+            if pending:
+                raise pending.pop()
+            return again()
+
+        return errors.run(
+            action,
+            self.masked_uri,
+            retries=self.settings.deadlock_retries,
+            timeout=self.settings.operation_timeout,
+        )
