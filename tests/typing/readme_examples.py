@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -69,7 +70,19 @@ def main() -> None:
 
     doubled: int = compute(21)
     assert doubled == 42
+    # get and pop are plain methods: unbound, mapped, and overridden in a subclass.
+    store.put("u", 1)
+    unbound = Store.get(store, "u")
+    assert unbound == 1 and list(map(store.get, ["u"])) == [1]
+    assert Store.get.__name__ == "get" and Store.pop.__name__ == "pop"
     store.close()
+
+
+class LoggingStore(Store):
+    """A user's subclass overriding get: type-checks against Store.get's overloads."""
+
+    def get(self, key: str, **options: Any) -> Any:
+        return super().get(key, **options)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from itertools import islice
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from anystore.backend import Backend
 from anystore.copying import copy
@@ -55,44 +55,6 @@ M = TypeVar("M")
 # `raise_on_nonexist` left at its default (None: the store's option, True unless changed) is typed
 # as raising, so that `store.info(key).size` needs no None check; pass False to get `X | None`.
 Raising = Literal[True] | None
-
-
-class _ReadsValue(Protocol):
-    """The signature of `Store.get` and `Store.pop`: `model=M` gives an `M`, `M | None` with
-    `raise_on_nonexist=False`."""
-
-    @overload
-    def __call__(
-        self,
-        key: str,
-        *,
-        raise_on_nonexist: Raising = None,
-        serialization_mode: SerializationMode | None = None,
-        model: type[M],
-        deserialization_func: Callable[[bytes], Any] | None = None,
-    ) -> M: ...
-
-    @overload
-    def __call__(
-        self,
-        key: str,
-        *,
-        raise_on_nonexist: bool,
-        serialization_mode: SerializationMode | None = None,
-        model: type[M],
-        deserialization_func: Callable[[bytes], Any] | None = None,
-    ) -> M | None: ...
-
-    @overload
-    def __call__(
-        self,
-        key: str,
-        *,
-        raise_on_nonexist: bool | None = None,
-        serialization_mode: SerializationMode | None = None,
-        model: None = None,
-        deserialization_func: Callable[[bytes], Any] | None = None,
-    ) -> Any: ...
 
 
 # put_many and get_many hand the backend batches of this many keys, so that any iterable can be
@@ -236,7 +198,43 @@ class Store:
             check_ttl(ttl)
         self.backend.write(key, data, ttl)
 
-    def _get(
+    # The overloads (the same for get and pop) type `model=M` as an `M`, and `M | None` with
+    # `raise_on_nonexist=False`. Written out, not shared through a cast, so that unbound calls
+    # (`Store.get(store, k)`), subclass overrides and `help()` see a plain method.
+    @overload
+    def get(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: Raising = None,
+        serialization_mode: SerializationMode | None = None,
+        model: type[M],
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> M: ...
+
+    @overload
+    def get(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool,
+        serialization_mode: SerializationMode | None = None,
+        model: type[M],
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> M | None: ...
+
+    @overload
+    def get(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool | None = None,
+        serialization_mode: SerializationMode | None = None,
+        model: None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> Any: ...
+
+    def get(
         self,
         key: str,
         *,
@@ -263,9 +261,40 @@ class Store:
             deserialization_func or options.deserialization_func,
         )
 
-    get = cast(_ReadsValue, _get)
+    @overload
+    def pop(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: Raising = None,
+        serialization_mode: SerializationMode | None = None,
+        model: type[M],
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> M: ...
 
-    def _pop(
+    @overload
+    def pop(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool,
+        serialization_mode: SerializationMode | None = None,
+        model: type[M],
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> M | None: ...
+
+    @overload
+    def pop(
+        self,
+        key: str,
+        *,
+        raise_on_nonexist: bool | None = None,
+        serialization_mode: SerializationMode | None = None,
+        model: None = None,
+        deserialization_func: Callable[[bytes], Any] | None = None,
+    ) -> Any: ...
+
+    def pop(
         self,
         key: str,
         *,
@@ -289,8 +318,6 @@ class Store:
             self._missing(key, raise_on_nonexist)
             return None
         return self._decode(data, serialization_mode, model, deserialization_func)
-
-    pop = cast(_ReadsValue, _pop)
 
     def delete(self, key: str, *, ignore_errors: bool = False) -> None:
         """Delete `key`; deleting a missing key does nothing. Raises `InvalidKey`, `ReadOnly`.
