@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import weakref
 
 import pytest
 
@@ -63,3 +65,33 @@ def test_translated_maps_and_chains_client_errors() -> None:
         raise DoesNotExist("already anystore's")
     with errors:  # reusable, and silent without an error
         pass
+
+
+def test_a_release_from_a_finalizer_during_acquire_does_not_deadlock() -> None:
+    # A backend whose last reference sits in a cycle is freed by the cyclic GC, which may run in
+    # the middle of `acquire` (any allocation, e.g. while `make` builds a client): its finalizer
+    # then calls `release` on the thread that already holds the cache's lock.
+    cache: ClientCache[object] = ClientCache()
+    shared = cache.acquire("conn", object)
+    released: list[bool] = []
+
+    class Owner:
+        pass
+
+    def orphan() -> None:
+        owner = Owner()
+        owner.cycle = owner  # type: ignore[attr-defined]
+        weakref.finalize(owner, lambda: released.append(cache.release("conn", shared)))
+
+    def make() -> object:
+        orphan()
+        gc.collect()  # what an allocation could trigger at any point
+        return object()
+
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (cache.acquire("other", make), done.set()))
+    thread.daemon = True
+    thread.start()
+    assert done.wait(10), "acquire never returned: the finalizer waited on the lock it held"
+    assert released == [True]  # the nested release really ran, and dropped the last user
+    assert len(cache) == 1  # "other" only

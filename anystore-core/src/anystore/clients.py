@@ -26,7 +26,11 @@ class ClientCache(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a backend's finalizer (weakref.finalize -> release) can be run by garbage
+        # collection in the middle of `acquire` on the same thread, which then already holds the
+        # lock; a plain Lock would wait for itself forever. Each step leaves the maps consistent,
+        # so a nested release is safe.
+        self._lock = threading.RLock()
         self._clients: dict[Hashable, T] = {}
         self._users: dict[Hashable, int] = {}
         self._pid = os.getpid()
