@@ -29,6 +29,7 @@ CHUNK = os.urandom(MiB)
 
 
 def chunks(mb: int) -> Iterator[bytes]:
+    """`mb` chunks of 1 MiB (the same random bytes each time)."""
     for _ in range(mb):
         yield CHUNK
 
@@ -50,6 +51,7 @@ def measure(mb: int, write: Callable[[], None], read: Callable[[], int]) -> dict
 
 
 def read_handle(handle: Any) -> int:
+    """Read `handle` to its end in 1 MiB reads; return the bytes read."""
     total = 0
     while data := handle.read(MiB):
         total += len(data)
@@ -57,6 +59,7 @@ def read_handle(handle: Any) -> int:
 
 
 def ours(uri: str, mb: int) -> dict[str, float]:
+    """`mb` MiB written and read back through `get_store(uri).open()`."""
     from anystore import get_store
 
     store = get_store(uri)
@@ -77,6 +80,7 @@ def ours(uri: str, mb: int) -> dict[str, float]:
 
 
 def raw_memory(_: str, mb: int) -> dict[str, float]:
+    """The raw side for memory: an io.BytesIO."""
     buffer = io.BytesIO()
 
     def write() -> None:
@@ -91,6 +95,7 @@ def raw_memory(_: str, mb: int) -> dict[str, float]:
 
 
 def raw_local(folder: str, mb: int) -> dict[str, float]:
+    """The raw side for local files: open() to a temp name, os.replace, read back."""
     path = os.path.join(folder, "big")
 
     def write() -> None:
@@ -110,6 +115,7 @@ def raw_local(folder: str, mb: int) -> dict[str, float]:
 
 
 def raw_sqlite(path: str, mb: int) -> dict[str, float]:
+    """The raw side for SQLite: sqlite3 with incremental blob I/O."""
     import sqlite3
 
     connection = sqlite3.connect(path, isolation_level=None)
@@ -140,6 +146,7 @@ def raw_sqlite(path: str, mb: int) -> dict[str, float]:
 
 
 def raw_postgresql(dsn: str, mb: int) -> dict[str, float]:
+    """The raw side for PostgreSQL: psycopg 3, binary COPY in and out."""
     import psycopg
 
     table = f"big_{uuid.uuid4().hex[:10]}"
@@ -180,6 +187,7 @@ def raw_postgresql(dsn: str, mb: int) -> dict[str, float]:
 
 
 def raw_mariadb(_: str, mb: int) -> dict[str, float]:
+    """The raw side for MariaDB: PyMySQL, one row per chunk, an unbuffered cursor to read."""
     import pymysql
     import pymysql.cursors
 
@@ -214,6 +222,7 @@ def raw_mariadb(_: str, mb: int) -> dict[str, float]:
 
 
 def raw_redis(url: str, mb: int) -> dict[str, float]:
+    """The raw side for Redis: redis-py APPEND and GETRANGE."""
     import redis
 
     client = redis.Redis.from_url(url)
@@ -258,6 +267,7 @@ class _Chunks(io.RawIOBase):
 
 
 def raw_s3(target: str, mb: int) -> dict[str, float]:
+    """The raw side for S3: boto3 upload_fileobj and a streamed GET."""
     import boto3
 
     endpoint, bucket = target.rsplit("/", 1)

@@ -86,8 +86,18 @@ def start_server(command: list[str], port: int) -> subprocess.Popen[bytes]:
     raise SystemExit(f"{command[0]} did not start")
 
 
-def start_moto(port: int) -> subprocess.Popen[bytes]:
-    """moto's S3 server on 127.0.0.1:`port`, in its own process (stop it with kill + wait)."""
+def start_moto(port: int, *, environment: bool = False) -> subprocess.Popen[bytes]:
+    """moto's S3 server on 127.0.0.1:`port`, in its own process (stop it with kill + wait).
+
+    `environment=True` also points this process's AWS environment at it (fake credentials), so
+    that every client made afterwards, ours and the raw ones, talks to it."""
+    if environment:
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        )
     server = Path(sys.executable).parent / "moto_server"
     return start_server([str(server), "-H", "127.0.0.1", "-p", str(port)], port)
 

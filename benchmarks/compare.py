@@ -285,13 +285,7 @@ def services(names: list[str]) -> Iterator[str]:
         return
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ENDPOINT_URL=endpoint,
-    )
-    moto = start_moto(port)
+    moto = start_moto(port, environment=True)
     try:
         yield endpoint
     finally:
@@ -437,6 +431,7 @@ def profile(spec: str, tmp: str, tag: str, endpoint: str, quick: bool) -> None:
 
 
 def main() -> None:
+    """Parse the options, run every backend asked for, print the tables and the missed targets."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1/5 of the keys, 3 reps, 50 MB")
     parser.add_argument("--backends", default=",".join(BACKENDS))

@@ -103,13 +103,7 @@ def main() -> None:
                 process.kill()
                 process.wait()
         return
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ENDPOINT_URL=endpoint,
-    )
-    moto = start_moto(port)
+    moto = start_moto(port, environment=True)
     try:
         client = boto3.client("s3", endpoint_url=endpoint)
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
