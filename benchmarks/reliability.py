@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,30 +133,36 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def result_rows(
+    results: dict[str, Any], row: Callable[[str, dict[str, Any]], list[Any]]
+) -> list[list[Any]]:
+    """One table row per backend: `row(name, result)`, or the reason its run failed."""
+    return [
+        [name, f"run failed: {result['failed']}"] if "failed" in result else row(name, result)
+        for name, result in results.items()
+    ]
+
+
 def report_writers(results: dict[str, Any], plan: Plan) -> None:
-    rows = []
-    for name, result in results.items():
-        if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"])
-            continue
+    def row(name: str, result: dict[str, Any]) -> list[Any]:
         f = result["figures"]
-        rows.append(
-            [
-                name,
-                f["writers killed"],
-                f["writer errors"],
-                f["acked writes"],
-                f["killed mid-stream"],
-                f["keys checked"],
-                f["torn"],
-                f["lost acked"],
-                f["unacked write visible"],
-                f["stray keys listed"],
-                left(result["left"]["before"]),
-                result["cleaned"],
-                left(result["left"]["after"]),
-            ]
-        )
+        return [
+            name,
+            f["writers killed"],
+            f["writer errors"],
+            f["acked writes"],
+            f["killed mid-stream"],
+            f["keys checked"],
+            f["torn"],
+            f["lost acked"],
+            f["unacked write visible"],
+            f["stray keys listed"],
+            left(result["left"]["before"]),
+            result["cleaned"],
+            left(result["left"]["after"]),
+        ]
+
+    rows = result_rows(results, row)
     print_table(
         f"(a) SIGKILLed writers: {plan.writers} per backend, {plan.parallel} at a time, put of "
         f"<= {plan.small} B and open(wb) of {plan.big // MIB} MiB every {plan.big_every}th write",
@@ -185,11 +192,7 @@ def report_writers(results: dict[str, Any], plan: Plan) -> None:
 
 
 def report_reads(results: dict[str, Any], plan: Plan) -> None:
-    rows = []
-    for name, result in results.items():
-        if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"])
-            continue
+    def row(name: str, result: dict[str, Any]) -> list[Any]:
         f = result["figures"]
         other = Counter({k: v for k, v in f.items() if k.startswith("error ")})
         copy_errors = Counter({k[11:]: v for k, v in f.items() if k.startswith("copy error ")})
@@ -198,20 +201,20 @@ def report_reads(results: dict[str, Any], plan: Plan) -> None:
             f"errors: {counts(copy_errors)}"
         )
         det = result["deterministic"]
-        rows.append(
-            [
-                name,
-                f["clean"] + f["torn"] + f["ConcurrentModification"] + sum(other.values()),
-                f["clean"],
-                f["ConcurrentModification"],
-                f["torn"],
-                counts(other),
-                f"{2 - f['writer errors']} of 2",
-                det["overwrite"],
-                det["delete"],
-                copy_text,
-            ]
-        )
+        return [
+            name,
+            f["clean"] + f["torn"] + f["ConcurrentModification"] + sum(other.values()),
+            f["clean"],
+            f["ConcurrentModification"],
+            f["torn"],
+            counts(other),
+            f"{2 - f['writer errors']} of 2",
+            det["overwrite"],
+            det["delete"],
+            copy_text,
+        ]
+
+    rows = result_rows(results, row)
     print_table(
         f"(a') streamed reads: open(rb) of {plan.read_size // MIB} MiB values in 1 MiB chunks "
         f"for {plan.read_seconds:.0f} s, two processes overwriting/deleting them",
@@ -233,11 +236,7 @@ def report_reads(results: dict[str, Any], plan: Plan) -> None:
 
 
 def report_restart(results: dict[str, Any], plan: Plan) -> None:
-    rows = []
-    for name, result in results.items():
-        if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"])
-            continue
+    def row(name: str, result: dict[str, Any]) -> list[Any]:
         errors = result["errors"]
         lost = result["lost"]
         acked = result["acked"]
@@ -250,17 +249,17 @@ def report_restart(results: dict[str, Any], plan: Plan) -> None:
         unreadable = {k: v for k, v in lost.items() if "(" in k}
         if unreadable:
             lost_text += "; " + counts(unreadable)
-        rows.append(
-            [
-                name,
-                counts(outage),
-                f"{slowest:.2f}",
-                seconds(result["recovery"]) if result["recovery"] is not None else "NEVER",
-                counts(errors.get("after", {})),
-                lost_text,
-                "yes" if result["hung"] else "no",
-            ]
-        )
+        return [
+            name,
+            counts(outage),
+            f"{slowest:.2f}",
+            seconds(result["recovery"]) if result["recovery"] is not None else "NEVER",
+            counts(errors.get("after", {})),
+            lost_text,
+            "yes" if result["hung"] else "no",
+        ]
+
+    rows = result_rows(results, row)
     print_table(
         f"(b) server SIGKILLed after 1 s, restarted after {plan.outage:.0f} s "
         "(same port and data), one client put/get loop on the same store object",
@@ -289,17 +288,15 @@ def report_restart(results: dict[str, Any], plan: Plan) -> None:
 
 
 def report_stall(results: dict[str, Any], plan: Plan) -> None:
-    rows = []
-    for name, result in results.items():
-        if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"])
-            continue
+    def row(name: str, result: dict[str, Any]) -> list[Any]:
         cells = [name, ", ".join(f"{k}={v}" for k, v in result["options"].items()) or "(none)"]
         for op in ("get", "put"):
             took, what = result["outcomes"][op]
             cells.append(f"{seconds(took)} s {what}" if took is not None else what)
         cells.append(seconds(result["recovered"]) if result["recovered"] is not None else "NEVER")
-        rows.append(cells)
+        return cells
+
+    rows = result_rows(results, row)
     print_table(
         f"(c) server SIGSTOPped (SIGCONT after {plan.stall_cap:.0f} s at most; SQLite: another "
         "connection holds BEGIN EXCLUSIVE): seconds until the call gave up, and how",
@@ -309,11 +306,7 @@ def report_stall(results: dict[str, Any], plan: Plan) -> None:
 
 
 def report_hammer(results: dict[str, Any], plan: Plan) -> None:
-    rows = []
-    for name, result in results.items():
-        if "failed" in result:
-            rows.append([name, f"run failed: {result['failed']}"])
-            continue
+    def row(name: str, result: dict[str, Any]) -> list[Any]:
         total = sum(result["ops"].values())
         final = result["final"]
         if result["ran"] == 0:
@@ -322,18 +315,18 @@ def report_hammer(results: dict[str, Any], plan: Plan) -> None:
             final_text = counts(final) if sum(final.values()) else "consistent"
         failed = sum(result["errors"].values())
         torn = sum(result["torn"].values())
-        rows.append(
-            [
-                name,
-                total,
-                f"{total / plan.hammer_seconds:,.0f}",
-                failed,
-                torn,
-                result["hung"],
-                f"{result['ran']} of {plan.processes}",
-                final_text,
-            ]
-        )
+        return [
+            name,
+            total,
+            f"{total / plan.hammer_seconds:,.0f}",
+            failed,
+            torn,
+            result["hung"],
+            f"{result['ran']} of {plan.processes}",
+            final_text,
+        ]
+
+    rows = result_rows(results, row)
     print_table(
         f"(d) hammer: {plan.processes} processes x {plan.threads} threads, "
         f"{plan.hammer_seconds:.0f} s, {plan.hammer_keys} shared keys",

@@ -147,8 +147,24 @@ class Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    # The OS user a server that refuses root runs as (when we are root), or None.
+    os_user: str | None = None
+
     def account(self) -> tuple[int, int] | None:
-        return None
+        return _account(self.os_user) if self.os_user else None
+
+    def initialise(self, command: list[str]) -> None:
+        """Run the data folder's init `command` as the server's user, who then owns the folder."""
+        account = self.account()
+        if account:
+            os.chown(self.folder, *account)
+        subprocess.run(
+            command,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            **_as_user(account),
+        )
 
     def ready(self) -> bool:
         """True when the server answers a real request (not only a TCP connect)."""
@@ -239,16 +255,11 @@ class RedisServer(Server):
 
 class PostgresServer(Server):
     name = "postgresql"
-
-    def account(self) -> tuple[int, int] | None:
-        return _account("postgres")
+    os_user = "postgres"
 
     def prepare(self) -> None:
-        account = self.account()
         self.data = self.folder / "data"
-        if account:
-            os.chown(self.folder, *account)
-        subprocess.run(
+        self.initialise(
             [
                 str(PG_BIN / "initdb"),
                 "-D",
@@ -261,11 +272,7 @@ class PostgresServer(Server):
                 "UTF8",
                 "--no-sync",
                 "--no-instructions",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            **_as_user(account),
+            ]
         )
 
     def command(self) -> list[str]:
@@ -310,27 +317,18 @@ class PostgresServer(Server):
 
 class MariaServer(Server):
     name = "mariadb"
-
-    def account(self) -> tuple[int, int] | None:
-        return _account("mysql")
+    os_user = "mysql"
 
     def prepare(self) -> None:
-        account = self.account()
         self.data = self.folder / "data"
-        if account:
-            os.chown(self.folder, *account)
-        subprocess.run(
+        self.initialise(
             [
                 "mariadb-install-db",
                 "--no-defaults",
                 f"--datadir={self.data}",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            **_as_user(account),
+            ]
         )
         self.created = False
 
