@@ -28,7 +28,7 @@ from anystore.settings import load_settings
 from anystore_sql import statements
 from anystore_sql.chunks import ChunkStatements, read_all
 from anystore_sql.engines import acquire, parse_uri, release
-from anystore_sql.fastpath import FastPath
+from anystore_sql.fastpath import FastPath, Statement
 from anystore_sql.schema import INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
 from anystore_sql.sessions import Sessions
 from anystore_sql.settings import SqlSettings
@@ -99,12 +99,28 @@ class SqlBackend(Streams, Sessions, Backend):
         self._take_lock = statements.take_lock(t, self.dialect)
         self._lock_holder = select(t.c.value).where(t.c.key == bindparam("k"))
         self._chunked = ChunkStatements(t, self.chunks, self._live)
-        fast = self._fast = FastPath(
-            self._shared.idle, self.settings, self.masked_uri, self._lock, self._read
-        )
+        fast = self._fast = FastPath(self._shared.idle, self.settings, self.masked_uri, self._lock)
         self._fast_get = fast.compile(self._get)
         self._fast_exists = fast.compile(self._exists)
         self._fast_stat = fast.compile(self._stat)
+        self._fast_upsert = fast.compile(self._upsert)
+        self._fast_delete = self._fast_deletes()
+
+    def _fast_deletes(self) -> tuple[Statement, ...] | None:
+        # A delete takes the row before its chunks (the lock order of chunks.py) in one
+        # transaction: on PostgreSQL one statement (the chunks' DELETE reads the row's RETURNING),
+        # on SQLite BEGIN IMMEDIATE around both (local calls); MySQL keeps the SQLAlchemy path.
+        fast = self._fast
+        if self.dialect == "postgresql":
+            table, chunks = fast.quote(self.table.name), fast.quote(self.chunks.name)
+            sql = (
+                f"WITH gone AS (DELETE FROM {table} WHERE key = %(k)s RETURNING key) "
+                f"DELETE FROM {chunks} WHERE key IN (SELECT key FROM gone)"
+            )
+            return (fast.text(sql, ("k",)),)
+        if self.dialect == "sqlite":
+            return fast.compile(self._delete), fast.compile(self._chunked.clear)
+        return None
 
     def _maybe_purge(self, now: float) -> None:
         if now - self._last_purge > PURGE_INTERVAL:
@@ -142,7 +158,12 @@ class SqlBackend(Streams, Sessions, Backend):
 
     def read(self, key: str) -> bytes | None:
         full = self._prefix + key
-        rows = self._fast.rows(self._fast_get, {"k": full, "now": time.time()})
+        params = {"k": full, "now": time.time()}
+        rows = (
+            self._fast.rows(self._fast_get, params)
+            if self._fast.usable()
+            else self._read(self._get, params)
+        )
         if not rows:
             return None
         value, size = rows[0]
@@ -153,16 +174,30 @@ class SqlBackend(Streams, Sessions, Backend):
         if len(data) > INLINE_MAX:
             self._write_chunked(key, io.BytesIO(data), len(data), ttl)
         else:
-            self._write((self._upsert, self._row(self._prefix + key, data, ttl, now)))
+            row = self._row(self._prefix + key, data, ttl, now)
+            if self._fast.usable():
+                # One statement, atomic on its own: autocommit, no transaction round trips.
+                self._fast.run(((self._fast_upsert, row),))
+            else:
+                self._write((self._upsert, row))
         self._maybe_purge(now)
 
     def delete(self, key: str) -> None:
         found = {"k": self._prefix + key}
-        self._write((self._delete, found), (self._chunked.clear, found))
+        fast = self._fast_delete
+        if fast is None or not self._fast.usable():
+            self._write((self._delete, found), (self._chunked.clear, found))
+        elif len(fast) == 1:
+            self._fast.run(((fast[0], found),))
+        else:
+            self._fast.run(tuple((step, found) for step in fast), begin="BEGIN IMMEDIATE")
 
     def stat(self, key: str) -> BackendStat | None:
         params = {"k": self._prefix + key, "now": time.time()}
-        rows = self._fast.rows(self._fast_stat, params)
+        fast = self._fast
+        rows = (
+            fast.rows(self._fast_stat, params) if fast.usable() else self._read(self._stat, params)
+        )
         if not rows:
             return None
         size, created, updated, expires = rows[0]
@@ -201,7 +236,12 @@ class SqlBackend(Streams, Sessions, Backend):
 
     def exists(self, key: str) -> bool:
         params = {"k": self._prefix + key, "now": time.time()}
-        return bool(self._fast.rows(self._fast_exists, params))
+        fast = self._fast
+        return bool(
+            fast.rows(self._fast_exists, params)
+            if fast.usable()
+            else self._read(self._exists, params)
+        )
 
     def pop(self, key: str) -> bytes | None:
         t = self.table

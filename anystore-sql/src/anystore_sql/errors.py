@@ -76,7 +76,8 @@ def translate(error: Exception, where: str, retries: int, timeout: float) -> Any
             "chunked (1 MiB rows); this one was sent whole: raise the server's "
             "max_allowed_packet to read it."
         )
-    if isinstance(error, (OperationalError, InterfaceError)):
+    # A lost connection (a disconnect the driver reports as a programming error, too).
+    if isinstance(error, (OperationalError, InterfaceError)) or error.connection_invalidated:
         return BackendUnavailable(f"Database {where} is unavailable: {reason}")
     return AnystoreError(f"Database error on {where}: {reason}")
 

@@ -137,91 +137,117 @@ _inherited: list[Held] = []
 class Statement:
     """One statement as the driver's SQL, with its parameters in the driver's order."""
 
-    __slots__ = ("core", "names", "sql")
+    __slots__ = ("binary_keys", "names", "sql")
 
-    def __init__(self, statement: Any, dialect: Dialect) -> None:
-        self.core = statement
-        compiled = statement.compile(dialect=dialect)
-        self.sql: str = compiled.string
+    def __init__(self, sql: str, names: tuple[str, ...] | None, binary_keys: bool) -> None:
+        self.sql = sql
         # qmark/format drivers take a tuple in this order; pyformat ones the dict itself.
-        self.names: tuple[str, ...] | None = (
-            tuple(compiled.positiontup) if dialect.positional else None
-        )
+        self.names = names
+        # MySQL/MariaDB keys are VARBINARY: bound as bytes (as schema.KeyType does).
+        self.binary_keys = binary_keys
 
     def args(self, params: dict[str, Any]) -> Any:
+        if self.binary_keys:
+            params = {**params, "k": params["k"].encode()}
         names = self.names
         return params if names is None else tuple([params[name] for name in names])
 
 
 class FastPath:
-    """Runs one statement on a held connection and returns its rows (see the module doc)."""
+    """Runs statements on a held connection (see the module doc); errors as errors.run's."""
 
     def __init__(
-        self,
-        idle: Idle,
-        settings: SqlSettings,
-        masked_uri: str,
-        lock: threading.RLock | None,
-        slow: Callable[[Any, dict[str, Any]], list[Any]],
+        self, idle: Idle, settings: SqlSettings, masked_uri: str, lock: threading.RLock | None
     ) -> None:
         self.idle = idle
-        self._slow = slow
         self.settings = settings
         self.masked_uri = masked_uri
         self.dialect: Dialect = idle.engine.dialect
         self._driver_error: type[Exception] = self.dialect.loaded_dbapi.Error
         self._lock = lock
-        # MySQL/MariaDB keys are VARBINARY: bound as bytes (as schema.KeyType does).
-        self.binary_keys = self.dialect.name in ("mysql", "mariadb")
+        self._binary_keys = self.dialect.name in ("mysql", "mariadb")
         self._echo = settings.echo
 
     def compile(self, statement: Any) -> Statement:
         """`statement` (SQLAlchemy Core) as this dialect's driver SQL."""
-        return Statement(statement, self.dialect)
+        compiled = statement.compile(dialect=self.dialect)
+        names = tuple(compiled.positiontup) if self.dialect.positional else None
+        return Statement(compiled.string, names, self._binary_keys)
+
+    def text(self, sql: str, names: tuple[str, ...]) -> Statement:
+        """Driver SQL written out, its parameters `%(name)s` (rendered in the paramstyle)."""
+        if self.dialect.positional:
+            mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
+            for name in names:
+                sql = sql.replace(f"%({name})s", mark, 1)
+            return Statement(sql, names, self._binary_keys)
+        return Statement(sql, None, self._binary_keys)
+
+    def quote(self, name: str) -> str:
+        """A table name quoted as this dialect needs it."""
+        return str(self.dialect.identifier_preparer.quote(name))
+
+    def usable(self) -> bool:
+        """False for an engine that logs (`echo`) or has cursor listeners: so that they see
+        every statement, such an engine takes the SQLAlchemy path."""
+        return not (self._echo or self.idle.engine.dispatch.before_cursor_execute)
 
     def rows(self, statement: Statement, params: dict[str, Any]) -> list[Any]:
-        """The rows of `statement` (read in autocommit); anystore errors (see errors.py).
+        """The rows of `statement`, read in autocommit."""
+        rows: list[Any] = self.run(((statement, params),), fetch=True)
+        return rows
 
-        An engine that logs (`echo`) or has cursor event listeners takes the SQLAlchemy path,
-        so that what it observes is every statement sent.
-        """
-        if self._echo or self.idle.engine.dispatch.before_cursor_execute:
-            return self._slow(statement.core, params)
-        if self.binary_keys:
-            params["k"] = params["k"].encode()
-        args = statement.args(params)
+    def run(
+        self,
+        steps: tuple[tuple[Statement, dict[str, Any]], ...],
+        fetch: bool = False,
+        begin: str | None = None,
+        commit: str = "COMMIT",
+    ) -> Any:
+        """Run `steps`, in autocommit, or between `begin` and `commit` when `begin` is given;
+        return the last one's rows (`fetch`) or row count. Anystore errors (see errors.py)."""
+        calls = [(statement.sql, statement.args(params)) for statement, params in steps]
         try:
-            return self._attempt(statement.sql, args)
+            return self._attempt(calls, fetch, begin, commit)
         except Exception as error:  # handed to errors.run, which retries or translates it
-            return self._recover(error, lambda: self._attempt(statement.sql, args))
+            return self._recover(error, lambda: self._attempt(calls, fetch, begin, commit))
 
-    def _attempt(self, sql: str, args: Any) -> list[Any]:
+    def _attempt(
+        self, calls: list[tuple[str, Any]], fetch: bool, begin: str | None, commit: str
+    ) -> Any:
         with self._serialized():
             held = self._take()
             try:
                 with self._deadline(held):
+                    cursor = held.cursor
                     try:
-                        held.cursor.execute(sql, args)
+                        if begin is not None:
+                            cursor.execute(begin)
+                        for sql, args in calls:
+                            cursor.execute(sql, args)
                         # fetchall: SQLite ends the statement (and its read snapshot) at once.
-                        rows: list[Any] = held.cursor.fetchall()
+                        result = cursor.fetchall() if fetch else cursor.rowcount
+                        if begin is not None:
+                            cursor.execute(commit)
                     except self._driver_error as error:
-                        disconnect = self._disconnect(error, held.driver, held.cursor)
+                        disconnect = self._disconnect(error, held.driver, cursor)
                         raise DBAPIError.instance(
-                            sql,
-                            args,
+                            calls[-1][0],
+                            calls[-1][1],
                             error,
                             self._driver_error,
                             connection_invalidated=disconnect,
                             dialect=self.dialect,
                         ) from None
             except BaseException as error:
+                # Whatever failed (a transaction may be open): this connection is thrown away.
                 invalidated = getattr(error, "connection_invalidated", False)
                 if isinstance(error, watchdog.Stalled):
                     invalidated = True
                 self.idle.drop(held, error if invalidated else None)
                 raise
             self.idle.give(held, self.settings.pool_recycle)
-            return rows
+            return result
 
     def _take(self) -> Held:
         try:
