@@ -190,7 +190,7 @@ class SqlBackend(Streams, Sessions, Backend):
         elif len(fast) == 1:
             self._fast.run(((fast[0], found),))
         else:
-            self._fast.run(tuple((step, found) for step in fast), begin="BEGIN IMMEDIATE")
+            self._fast.run(tuple((step, found) for step in fast), "BEGIN IMMEDIATE")
 
     def stat(self, key: str) -> BackendStat | None:
         params = {"k": self._prefix + key, "now": time.time()}

@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -62,12 +64,10 @@ class Idle:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.held: list[Held] = []
-        self.pid = os.getpid()
+        _all_idle.add(self)
 
     def take(self) -> Held:
         """An idle connection, else a new checkout from the pool (raises what the pool raises)."""
-        if self.pid != os.getpid():
-            self._forked()
         try:
             return self.held.pop()
         except IndexError:
@@ -123,34 +123,41 @@ class Idle:
             return
         held.fairy.close()
 
-    def _forked(self) -> None:
-        # The parent's connections are not ours to use or to close: keep them referenced (a
-        # collected checkout would be reset over the parent's socket) and start afresh.
-        _inherited.extend(self.held)
-        self.held = []
-        self.pid = os.getpid()
 
-
+_all_idle: weakref.WeakSet[Idle] = weakref.WeakSet()
 _inherited: list[Held] = []
+
+
+def _after_fork() -> None:
+    # The parent's connections are not the child's to use or to close: keep them referenced (a
+    # collected checkout would be reset over the parent's socket) and start afresh.
+    for idle in list(_all_idle):
+        _inherited.extend(idle.held)
+        idle.held = []
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class Statement:
     """One statement as the driver's SQL, with its parameters in the driver's order."""
 
-    __slots__ = ("binary_keys", "names", "sql")
+    __slots__ = ("binary_keys", "pick", "sql")
 
     def __init__(self, sql: str, names: tuple[str, ...] | None, binary_keys: bool) -> None:
         self.sql = sql
         # qmark/format drivers take a tuple in this order; pyformat ones the dict itself.
-        self.names = names
+        self.pick: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+        if names is not None:
+            self.pick = itemgetter(*names) if len(names) > 1 else lambda p: (p[names[0]],)
         # MySQL/MariaDB keys are VARBINARY: bound as bytes (as schema.KeyType does).
         self.binary_keys = binary_keys
 
     def args(self, params: dict[str, Any]) -> Any:
         if self.binary_keys:
             params = {**params, "k": params["k"].encode()}
-        names = self.names
-        return params if names is None else tuple([params[name] for name in names])
+        pick = self.pick
+        return params if pick is None else pick(params)
 
 
 class FastPath:
@@ -167,6 +174,8 @@ class FastPath:
         self._lock = lock
         self._binary_keys = self.dialect.name in ("mysql", "mariadb")
         self._echo = settings.echo
+        self._recycle = float(settings.pool_recycle)
+        self._direct = lock is None and self.dialect.name != "postgresql"
 
     def compile(self, statement: Any) -> Statement:
         """`statement` (SQLAlchemy Core) as this dialect's driver SQL."""
@@ -194,60 +203,86 @@ class FastPath:
 
     def rows(self, statement: Statement, params: dict[str, Any]) -> list[Any]:
         """The rows of `statement`, read in autocommit."""
-        rows: list[Any] = self.run(((statement, params),), fetch=True)
+        calls = [(statement.sql, statement.args(params))]
+        try:
+            rows: list[Any] = self._attempt(calls, True, None, "")
+        except Exception as error:  # handed to errors.run, which retries or translates it
+            rows = self._recover(error, lambda: self._attempt(calls, True, None, ""))
         return rows
 
     def run(
         self,
         steps: tuple[tuple[Statement, dict[str, Any]], ...],
-        fetch: bool = False,
         begin: str | None = None,
         commit: str = "COMMIT",
     ) -> Any:
         """Run `steps`, in autocommit, or between `begin` and `commit` when `begin` is given;
-        return the last one's rows (`fetch`) or row count. Anystore errors (see errors.py)."""
+        return the last one's row count. Anystore errors (see errors.py)."""
         calls = [(statement.sql, statement.args(params)) for statement, params in steps]
         try:
-            return self._attempt(calls, fetch, begin, commit)
-        except Exception as error:  # handed to errors.run, which retries or translates it
-            return self._recover(error, lambda: self._attempt(calls, fetch, begin, commit))
+            return self._attempt(calls, False, begin, commit)
+        except Exception as error:
+            return self._recover(error, lambda: self._attempt(calls, False, begin, commit))
 
     def _attempt(
         self, calls: list[tuple[str, Any]], fetch: bool, begin: str | None, commit: str
     ) -> Any:
+        if self._direct:  # no lock to take, no deadline to arm: the common SQLite case
+            held = self._take()
+            try:
+                result = self._execute(held, calls, fetch, begin, commit)
+            except BaseException as error:
+                self._discard(held, error)
+                raise
+            self.idle.give(held, self._recycle)
+            return result
         with self._serialized():
             held = self._take()
             try:
                 with self._deadline(held):
-                    cursor = held.cursor
-                    try:
-                        if begin is not None:
-                            cursor.execute(begin)
-                        for sql, args in calls:
-                            cursor.execute(sql, args)
-                        # fetchall: SQLite ends the statement (and its read snapshot) at once.
-                        result = cursor.fetchall() if fetch else cursor.rowcount
-                        if begin is not None:
-                            cursor.execute(commit)
-                    except self._driver_error as error:
-                        disconnect = self._disconnect(error, held.driver, cursor)
-                        raise DBAPIError.instance(
-                            calls[-1][0],
-                            calls[-1][1],
-                            error,
-                            self._driver_error,
-                            connection_invalidated=disconnect,
-                            dialect=self.dialect,
-                        ) from None
+                    result = self._execute(held, calls, fetch, begin, commit)
             except BaseException as error:
-                # Whatever failed (a transaction may be open): this connection is thrown away.
-                invalidated = getattr(error, "connection_invalidated", False)
-                if isinstance(error, watchdog.Stalled):
-                    invalidated = True
-                self.idle.drop(held, error if invalidated else None)
+                self._discard(held, error)
                 raise
-            self.idle.give(held, self.settings.pool_recycle)
+            self.idle.give(held, self._recycle)
             return result
+
+    def _execute(
+        self,
+        held: Held,
+        calls: list[tuple[str, Any]],
+        fetch: bool,
+        begin: str | None,
+        commit: str,
+    ) -> Any:
+        cursor = held.cursor
+        try:
+            if begin is not None:
+                cursor.execute(begin)
+            for sql, args in calls:
+                cursor.execute(sql, args)
+            # fetchall: SQLite ends the statement (and its read snapshot) at once.
+            result = cursor.fetchall() if fetch else cursor.rowcount
+            if begin is not None:
+                cursor.execute(commit)
+            return result
+        except self._driver_error as error:
+            raise DBAPIError.instance(
+                calls[-1][0],
+                calls[-1][1],
+                error,
+                self._driver_error,
+                connection_invalidated=self._disconnect(error, held.driver, cursor),
+                dialect=self.dialect,
+            ) from None
+
+    def _discard(self, held: Held, error: BaseException) -> None:
+        # Whatever failed (a transaction may be open), this connection is thrown away; after a
+        # disconnect or a stall, the others of its generation too.
+        invalidated = isinstance(error, watchdog.Stalled) or getattr(
+            error, "connection_invalidated", False
+        )
+        self.idle.drop(held, error if invalidated else None)
 
     def _take(self) -> Held:
         try:
