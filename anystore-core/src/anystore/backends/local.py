@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import stat as stat_mode
 import time
 from collections.abc import Iterator
@@ -41,6 +42,8 @@ _NO_VALUE = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, e
 TTL_HINT = stat_mode.S_IXUSR
 # How often a write makes its folder again when concurrent deletes keep pruning it.
 FOLDER_ATTEMPTS = 50
+# Folders whose last seen name a store remembers, to skip pruning attempts (see `_still_used`).
+_NAMES_KEPT = 4096
 # Room kept in the path limit for the longest reserved name beside a key (a temp file's name).
 _RESERVED_NAME_BYTES = 64
 
@@ -112,6 +115,8 @@ class LocalBackend(Backend):
         # prefix is the longer one, and both names must still fit the filesystem.
         self.max_segment_bytes = name_max - len(LOCK_PREFIX)
         self.max_key_bytes = path_max - 1 - len(os.fsencode(self.root)) - 1 - _RESERVED_NAME_BYTES
+        # Folder -> a name last written or listed in it: a hint only, checked before it is used.
+        self._names: dict[str, str] = {}
 
     def close(self) -> None:
         self._root.close()
@@ -205,21 +210,42 @@ class LocalBackend(Backend):
     def delete(self, key: str) -> None:
         head, name = _split(key)
         try:
-            parent, folder = self._root.folder_and_parent(head)
+            folder = self._root.folder(head)
         except OSError:
             return
         try:
             with folder:
-                removed = self._unlink_value(folder, name)
-            if removed and parent is not None:
-                # Prune the folder if that left it empty (rmdir refuses one that is not).
-                parent.rmdir(head.rpartition("/")[2])
-                self._prune(parent.rel)
+                if not self._unlink_value(folder, name) or not head:
+                    return
+                if self._still_used(folder, head, name):
+                    return
+            # The folder may be empty now: prune it (rmdir refuses one that is not).
+            self._prune(head, remember=True)
         except OSError:
             pass
-        finally:
-            if parent is not None:
-                parent.close()
+
+    def _still_used(self, folder: Folder, head: str, name: str) -> bool:
+        """Tell whether a name this store last saw in `folder` (other than `name`) is still there.
+
+        A failed rmdir right after an unlink in the same folder costs several times the unlink
+        on ext4, so a delete tries to prune only when it cannot see that the folder still holds
+        something; one lookup of a known name (a dentry-cache hit) proves that it does."""
+        other = self._names.get(head)
+        if other is not None and other != name:
+            try:
+                folder.lstat(other)
+                return True
+            except OSError:
+                pass
+        self._names.pop(head, None)
+        return False
+
+    def _saw(self, head: str, name: str) -> None:
+        """Remember `name` as a name in the folder `head` (for `_still_used`)."""
+        names = self._names
+        if len(names) >= _NAMES_KEPT and head not in names:
+            names.clear()  # bounded; a forgotten folder only costs its deletes an rmdir
+        names[head] = name
 
     def _unlink_value(self, folder: Folder, name: str) -> bool:
         """Remove the value `name` in `folder` (and its TTL sidecar); True if there was one."""
@@ -241,8 +267,9 @@ class LocalBackend(Backend):
             folder.unlink_quietly(sidecar.sidecar_name(name))
         return True
 
-    def _prune(self, head: str) -> None:
-        """Remove folders left empty by a delete, up to (not including) the root."""
+    def _prune(self, head: str, remember: bool = False) -> None:
+        """Remove folders left empty by a delete, up to (not including) the root; `remember`:
+        if the first is not empty, remember a name in it (for `_still_used`)."""
         while head:
             parent, _, name = head.rpartition("/")
             folder = self._root.existing_folder(parent, outside=True)
@@ -251,9 +278,26 @@ class LocalBackend(Backend):
             with folder:
                 try:
                     folder.rmdir(name)
-                except OSError:
+                except OSError as error:
+                    if remember and error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                        self._remember_one(head)
                     return
-            head = parent
+            head, remember = parent, False
+
+    def _remember_one(self, head: str) -> None:
+        """Remember a name in the folder `head`, picked at random so that no order of deletes
+        keeps hitting it (each miss costs a failed rmdir and this listing again)."""
+        try:
+            fd = self._root.open(head, _OPEN_LISTING)
+        except (OSError, InvalidKey):
+            return
+        try:
+            with os.scandir(fd) as entries:
+                names = [entry.name for entry in entries]
+        finally:
+            os.close(fd)
+        if names:
+            self._saw(head, random.choice(names))
 
     def _stat_live(self, key: str) -> tuple[os.stat_result, float | None] | None:
         """(stat, expiry) of a live value file, or None if missing, a folder or expired."""
@@ -299,6 +343,8 @@ class LocalBackend(Backend):
                 continue
             files, subfolders, ttl_names, above = listed
             key_prefix = folder + "/" if folder else ""
+            if files and folder and folder not in self._names:
+                self._saw(folder, files[-1])  # never over a name that a write just made
             for name in files:
                 if ttl_names and name in ttl_names and self._expired(key_prefix + name):
                     continue
@@ -635,6 +681,8 @@ class LocalBackend(Backend):
                 f"The temp file of {key!r} below {self.root} was removed before the write "
                 "finished (a cleanup with a small older_than?); write it again"
             ) from error
+        if folder.rel:
+            self._saw(folder.rel, name)
 
     def _folder_in_the_way(self, key: str) -> InvalidKey:
         return InvalidKey(

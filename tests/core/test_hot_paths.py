@@ -1,0 +1,91 @@
+"""The shortcuts of the hot paths (issue 13) keep the behaviour of the long way round."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from anystore import get_store
+from anystore.backends import confine
+
+
+def _rmdirs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every rmdir a local store attempts."""
+    attempts: list[str] = []
+    original = confine.Folder.rmdir
+
+    def rmdir(self: confine.Folder, name: str) -> None:
+        attempts.append(self.key(name))
+        original(self, name)
+
+    monkeypatch.setattr(confine.Folder, "rmdir", rmdir)
+    return attempts
+
+
+def test_delete_tries_no_prune_while_a_written_name_remains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = get_store(str(tmp_path))
+    for name in ("a", "b", "c"):
+        store.put(f"f/{name}", 1)
+    attempts = _rmdirs(monkeypatch)
+    store.delete("f/a")
+    store.delete("f/b")
+    assert attempts == []  # "c", the last name written, is still there
+    store.delete("f/c")
+    assert attempts == ["f"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_name_removed_by_another_store_does_not_stop_the_prune(tmp_path: Path):
+    ours, other = get_store(str(tmp_path)), get_store(str(tmp_path))
+    ours.put("f/g/a", 1)
+    ours.put("f/g/b", 1)  # ours remembers "b" in f/g
+    other.delete("f/g/b")  # behind ours' back
+    ours.delete("f/g/a")
+    assert os.listdir(tmp_path) == []  # both folders pruned
+
+
+def test_a_remembered_name_that_became_a_folder_still_counts(tmp_path: Path):
+    store, other = get_store(str(tmp_path)), get_store(str(tmp_path))
+    store.put("f/a", 1)
+    store.put("f/b", 1)
+    other.delete("f/b")
+    other.put("f/b/c", 1)  # "b" is a folder of keys now
+    store.delete("f/a")
+    assert sorted(os.listdir(tmp_path / "f")) == ["b"]
+    assert store.get("f/b/c") == 1
+
+
+def test_deletes_without_a_remembered_name_find_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    writer = get_store(str(tmp_path))
+    for i in range(50):
+        writer.put(f"f/{i:02d}", i)
+    deleter = get_store(str(tmp_path))  # has seen nothing in f
+    attempts = _rmdirs(monkeypatch)
+    for i in range(50):
+        deleter.delete(f"f/{i:02d}")
+    assert not (tmp_path / "f").exists()
+    # The first failed rmdir makes it remember a name picked at random from the folder; a
+    # delete tries again only once that name is gone (about ln(50) times, never 50).
+    assert attempts[-1] == "f"
+    assert len(attempts) < 25
+
+
+def test_a_listing_gives_deletes_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    get_store(str(tmp_path)).put("f/a", 1)
+    get_store(str(tmp_path)).put("f/b", 1)
+    store = get_store(str(tmp_path))
+    listed = sorted(store.iterate_keys())
+    attempts = _rmdirs(monkeypatch)
+    remaining = set(listed)
+    for key in listed:
+        store.delete(key)
+        remaining.discard(key)
+        if remaining:
+            assert (tmp_path / "f").is_dir()
+    assert attempts.count("f") <= 2 and not (tmp_path / "f").exists()
