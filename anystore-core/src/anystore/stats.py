@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
+from types import MemberDescriptorType
 
 from pydantic import BaseModel, ConfigDict, computed_field
+
+
+def _slot_setter(name: str) -> Callable[[object, object], None]:
+    """What sets the `BaseModel` slot `name` on an instance: its descriptor where it is one
+    (a third faster than `object.__setattr__`), else `object.__setattr__`."""
+    descriptor = BaseModel.__dict__.get(name)
+    if isinstance(descriptor, MemberDescriptorType):
+        return descriptor.__set__
+
+    def set_slot(instance: object, value: object) -> None:
+        object.__setattr__(instance, name, value)
+
+    return set_slot
+
+
+_new = object.__new__
+_set_dict = _slot_setter("__dict__")
+_set_fields_set = _slot_setter("__pydantic_fields_set__")
+_set_extra = _slot_setter("__pydantic_extra__")
+_set_private = _slot_setter("__pydantic_private__")
 
 
 class Stats(BaseModel):
@@ -54,22 +76,23 @@ class Stats(BaseModel):
         `Store.info()` is a hot path and its inputs come typed from `BackendStat`; this sets the
         same instance state that pydantic's `model_construct` sets, at a fraction of its cost.
         """
-        stats = object.__new__(cls)
-        values = {
-            "key": key,
-            "store": store,
-            "size": size,
-            "created_at": created_at,
-            "updated_at": updated_at,
-            "mimetype": mimetype,
-            "uri": uri,
-            "expires_at": expires_at,
-        }
-        setattr_ = object.__setattr__
-        setattr_(stats, "__dict__", values)
-        setattr_(stats, "__pydantic_fields_set__", _ALL_FIELDS)
-        setattr_(stats, "__pydantic_extra__", None)
-        setattr_(stats, "__pydantic_private__", None)
+        stats = _new(cls)
+        _set_dict(
+            stats,
+            {
+                "key": key,
+                "store": store,
+                "size": size,
+                "created_at": created_at,
+                "updated_at": updated_at,
+                "mimetype": mimetype,
+                "uri": uri,
+                "expires_at": expires_at,
+            },
+        )
+        _set_fields_set(stats, _ALL_FIELDS)
+        _set_extra(stats, None)
+        _set_private(stats, None)
         return stats
 
 
@@ -78,9 +101,10 @@ _ALL_FIELDS = set(Stats.model_fields)
 
 def guess_mimetype(key: str) -> str:
     """The mimetype of `key` by its extension (`application/octet-stream` if unknown)."""
-    name = key.rpartition("/")[2]
-    dot = name.find(".", 1)  # from the first dot: '.tar.gz' is a tar, as mimetypes says
-    return _by_extension(name[dot:] if dot > 0 else "")
+    # From the first dot of the last segment, past its first character: '.tar.gz' is a tar,
+    # as mimetypes says, and '.bashrc' has no extension.
+    dot = key.find(".", key.rfind("/") + 2)
+    return _by_extension(key[dot:] if dot > 0 else "")
 
 
 @lru_cache(maxsize=1024)

@@ -66,6 +66,19 @@ BATCH_SIZE = 1000
 _POP_LOCKS = [threading.Lock() for _ in range(64)]
 
 
+# (Stats.trusted, guess_mimetype), imported on the first `info()`: anystore.stats loads pydantic,
+# which `import anystore` does not need; an import statement per call would cost a microsecond.
+_STATS: tuple[Callable[..., Stats], Callable[[str], str]] | None = None
+
+
+def _import_stats() -> tuple[Callable[..., Stats], Callable[[str], str]]:
+    global _STATS
+    from anystore.stats import Stats, guess_mimetype
+
+    _STATS = (Stats.trusted, guess_mimetype)
+    return _STATS
+
+
 class Store:
     """A key-value store over one backend. Open one with `anystore.get_store()`.
 
@@ -345,22 +358,22 @@ class Store:
 
     def info(self, key: str, *, raise_on_nonexist: bool | None = None) -> Stats | None:
         """Return `Stats` (size, times, mimetype, uri) for `key`. Raises like `get`."""
-        from anystore.stats import Stats, guess_mimetype
-
         key = self._key(key)
         stat = self.backend.stat(key)
         if stat is None:
             self._missing(key, raise_on_nonexist)
             return None
+        trusted, guess_mimetype = _STATS or _import_stats()
+        uri = self.uri
         # Built without re-validation: every field comes typed from BackendStat and from here.
-        return Stats.trusted(
+        return trusted(
             key,
-            self.uri,
+            uri,
             stat.size,
             stat.created_at,
             stat.updated_at,
             stat.mimetype or guess_mimetype(key),
-            self.uri + key if self.uri.endswith("/") else f"{self.uri}/{key}",
+            uri + key if uri.endswith("/") else f"{uri}/{key}",
             stat.expires_at,
         )
 
