@@ -272,3 +272,16 @@ def test_delete_removes_the_chunks_too(store: Store) -> None:
     store.delete("orphaned")
     assert _chunk_rows(store) == 0
     assert not store.exists("big") and not store.exists("orphaned")
+
+
+def test_a_listing_is_one_driver_statement_per_page(store: Store) -> None:
+    from anystore_sql.backend import PAGE
+
+    keys = [f"d/{i:05d}" for i in range(PAGE + 1)]
+    store.put_many([(key, b"v") for key in keys])
+    store.put("e/other", b"v")
+    held = _held(store)
+    counting = Counting(held.cursor)
+    held.cursor = counting
+    assert sorted(store.iterate_keys("d")) == keys
+    assert len(counting.sent) == 2, counting.sent  # a full page, then the last key

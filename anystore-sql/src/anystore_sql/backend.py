@@ -105,6 +105,18 @@ class SqlBackend(Streams, Sessions, Backend):
         self._fast_stat = fast.compile(self._stat)
         self._fast_upsert = fast.compile(self._upsert)
         self._fast_delete = self._fast_deletes()
+        self._binary_keys = self.dialect in ("mysql", "mariadb")
+        # A listing page, from its first key (>=) or after the last one seen (>), below an
+        # upper bound or not.
+        self._pages: dict[tuple[bool, bool], tuple[Any, Statement]] = {}
+        for first in (True, False):
+            for bounded in (True, False):
+                low: Any = bindparam("low")
+                conditions = [self._live, t.c.key >= low if first else t.c.key > low]
+                if bounded:
+                    conditions.append(t.c.key < bindparam("high"))
+                page = select(t.c.key).where(*conditions).order_by(t.c.key).limit(PAGE)
+                self._pages[first, bounded] = (page, fast.compile(page, ("low", "high")))
 
     def _fast_deletes(self) -> tuple[Statement, ...] | None:
         # A delete takes the row before its chunks (the lock order of chunks.py) in one
@@ -218,19 +230,25 @@ class SqlBackend(Streams, Sessions, Backend):
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         # Lock rows share the table; their reserved names are hidden by Store.
-        t = self.table
         low, high = self._bounds(prefix)
-        after = None
+        params: dict[str, Any] = {"low": low, "now": 0.0}
+        if high is not None:
+            params["high"] = high
+        first = True
         while True:
-            conditions = [self._live, t.c.key >= low if after is None else t.c.key > after]
-            if high is not None:
-                conditions.append(t.c.key < high)
-            page = select(t.c.key).where(*conditions).order_by(t.c.key).limit(PAGE)
-            keys = [row[0] for row in self._read(page, {"now": time.time()})]
+            core, fast = self._pages[first, high is not None]
+            params["now"] = time.time()
+            if self._fast.usable():
+                keys = [row[0] for row in self._fast.rows(fast, params)]
+                if self._binary_keys:
+                    keys = [key.decode() for key in keys]
+            else:
+                keys = [row[0] for row in self._read(core, params)]
             yield from (full[len(self._prefix) :] for full in keys)
             if len(keys) < PAGE:
                 return
-            after = keys[-1]
+            params["low"] = keys[-1]
+            first = False
 
     # -- derived, native ---------------------------------------------------------------------
 

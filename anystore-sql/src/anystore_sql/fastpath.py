@@ -142,20 +142,34 @@ os.register_at_fork(after_in_child=_after_fork)
 class Statement:
     """One statement as the driver's SQL, with its parameters in the driver's order."""
 
-    __slots__ = ("binary_keys", "pick", "sql")
+    __slots__ = ("binary_keys", "defaults", "pick", "sql")
 
-    def __init__(self, sql: str, names: tuple[str, ...] | None, binary_keys: bool) -> None:
+    def __init__(
+        self,
+        sql: str,
+        names: tuple[str, ...] | None,
+        binary_keys: tuple[str, ...] = (),
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
         self.sql = sql
+        # Values bound in the statement itself (a LIMIT), added to every call's.
+        self.defaults = defaults or None
         # qmark/format drivers take a tuple in this order; pyformat ones the dict itself.
         self.pick: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
         if names is not None:
             self.pick = itemgetter(*names) if len(names) > 1 else lambda p: (p[names[0]],)
-        # MySQL/MariaDB keys are VARBINARY: bound as bytes (as schema.KeyType does).
+        # The parameters that are keys, on MySQL/MariaDB: VARBINARY, bound as bytes (as
+        # schema.KeyType does).
         self.binary_keys = binary_keys
 
     def args(self, params: dict[str, Any]) -> Any:
+        if self.defaults is not None:
+            params = {**self.defaults, **params}
         if self.binary_keys:
-            params = {**params, "k": params["k"].encode()}
+            params = dict(params)
+            for name in self.binary_keys:
+                if name in params:
+                    params[name] = params[name].encode()
         pick = self.pick
         return params if pick is None else pick(params)
 
@@ -172,16 +186,20 @@ class FastPath:
         self.dialect: Dialect = idle.engine.dialect
         self._driver_error: type[Exception] = self.dialect.loaded_dbapi.Error
         self._lock = lock
-        self._binary_keys = self.dialect.name in ("mysql", "mariadb")
         self._echo = settings.echo
         self._recycle = float(settings.pool_recycle)
         self._direct = lock is None and self.dialect.name != "postgresql"
 
-    def compile(self, statement: Any) -> Statement:
-        """`statement` (SQLAlchemy Core) as this dialect's driver SQL."""
+    def compile(self, statement: Any, keys: tuple[str, ...] = ("k",)) -> Statement:
+        """`statement` (SQLAlchemy Core) as this dialect's driver SQL; `keys` name the
+        parameters that hold keys."""
         compiled = statement.compile(dialect=self.dialect)
         names = tuple(compiled.positiontup) if self.dialect.positional else None
-        return Statement(compiled.string, names, self._binary_keys)
+        defaults = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+        return Statement(compiled.string, names, self._key_params(keys), defaults)
+
+    def _key_params(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        return keys if self.dialect.name in ("mysql", "mariadb") else ()
 
     def text(self, sql: str, names: tuple[str, ...]) -> Statement:
         """Driver SQL written out, its parameters `%(name)s` (rendered in the paramstyle)."""
@@ -189,8 +207,8 @@ class FastPath:
             mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
             for name in names:
                 sql = sql.replace(f"%({name})s", mark, 1)
-            return Statement(sql, names, self._binary_keys)
-        return Statement(sql, None, self._binary_keys)
+            return Statement(sql, names, self._key_params(("k",)))
+        return Statement(sql, None, self._key_params(("k",)))
 
     def quote(self, name: str) -> str:
         """A table name quoted as this dialect needs it."""
