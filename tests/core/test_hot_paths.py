@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,31 @@ def test_a_listing_gives_deletes_a_name(tmp_path: Path, monkeypatch: pytest.Monk
         if remaining:
             assert (tmp_path / "f").is_dir()
     assert attempts.count("f") <= 2 and not (tmp_path / "f").exists()
+
+
+def test_top_level_stat_sees_a_replaced_root(tmp_path: Path):
+    root = tmp_path / "root"
+    store = get_store(str(root))
+    store.put("a", b"12")
+    assert store.info("a").size == 2
+    shutil.rmtree(root)
+    root.mkdir()
+    (root / "a").write_bytes(b"1234")
+    assert store.info("a").size == 4  # the new root's file, not the old descriptor's
+    os.remove(root / "a")
+    assert not store.exists("a")
+
+
+def test_top_level_stat_follows_symlinks_only_inside(tmp_path: Path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"x" * 7)
+    store = get_store(str(root))
+    store.put("inside", b"123")
+    (root / "link").symlink_to(root / "inside")
+    (root / "out").symlink_to(outside / "secret")
+    assert store.info("link").size == 3
+    with pytest.raises(confine.Outside):
+        store.info("out")
+    with pytest.raises(confine.Outside):
+        store.exists("out")

@@ -403,6 +403,18 @@ class Root:
                 return os.stat(self.full(rel))
             except OSError:
                 return None
+        root = self._fd
+        if root is not None and DIR_FD and rel and "/" not in rel:
+            # A name in the root itself, not followed if it is a symlink, cannot lead outside:
+            # one fstatat instead of open, fstat and close.
+            try:
+                result = os.stat(rel, dir_fd=root, follow_symlinks=False)
+            except OSError as error:
+                if error.errno != errno.ENOENT or not self._root_replaced():
+                    return None
+            else:
+                if not stat.S_ISLNK(result.st_mode):
+                    return result
         fd = self.lookup(rel, _STAT_FLAGS)
         if fd < 0:
             return None

