@@ -24,6 +24,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A lone surrogate has no UTF-8 form: no medium could store the key.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _GLOB_CHARS = frozenset("*?[")
+# A key already in canonical form, as most are: ASCII segments that do not start with a dot (so
+# no '.', '..' or reserved segment), nothing empty, no '%', ':' or backslash. normalize_key
+# returns it as it is after this one match, instead of its every check.
+_PLAIN = re.compile(r"[\w\-+=,@~ ][\w\-+=,@~ .]*(?:/[\w\-+=,@~ ][\w\-+=,@~ .]*)*\Z", re.ASCII)
 
 
 def _fail(key: object, why: str) -> InvalidKey:
@@ -60,6 +64,8 @@ def normalize_key(key: str) -> str:
     """
     if not isinstance(key, str):
         raise InvalidKey(f"Invalid key {key!r}: keys are str, not {type(key).__name__}")
+    if type(key) is str and _PLAIN.match(key):
+        return key
     if not key or not key.strip("/"):
         raise _fail(key, "the key is empty; give a name such as 'folder/name'")
     if _CONTROL.search(key):

@@ -201,9 +201,12 @@ class Store:
             self._writable()
         mode = serialization_mode or options.serialization_mode
         func = serialization_func or options.serialization_func
-        # bytes in auto mode are stored as they are: the hot path of caches skips encode().
-        data = value if type(value) is bytes and mode == "auto" and func is None else None
-        if data is None:
+        # bytes and text in auto mode, the hot path of caches, skip encode() (which does the same)
+        if mode == "auto" and func is None and type(value) is bytes:
+            data = value
+        elif mode == "auto" and func is None and type(value) is str:
+            data = value.encode("utf-8")
+        else:
             data = encode(value, mode, func)
         if ttl is None:
             ttl = options.default_ttl
