@@ -118,3 +118,28 @@ def test_top_level_stat_follows_symlinks_only_inside(tmp_path: Path):
         store.info("out")
     with pytest.raises(confine.Outside):
         store.exists("out")
+
+
+def test_the_canonical_key_shortcut_agrees_with_the_full_checks(monkeypatch: pytest.MonkeyPatch):
+    import random
+    import re
+
+    from anystore import keys
+    from anystore.exceptions import InvalidKey
+
+    checks = keys.normalize_key.__wrapped__  # type: ignore[attr-defined]
+
+    def outcome(key: str) -> object:
+        try:
+            return checks(key)
+        except InvalidKey as error:
+            return str(error)
+
+    pieces = [*"ab0_-+=,@~ ./%:\\\x00é*?[]", ".~anystore", "..", "//", "%2e", "s3://", "\ud800"]
+    rng = random.Random(13)
+    samples = ["a", "a/b.json", "-x/ y", "a/.b", "a/./b", "a//b", "a/", "..", "a/.~anystore-x"]
+    samples += ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(20000)]
+    shortcut = [outcome(key) for key in samples]
+    assert sum(keys._PLAIN.match(key) is not None for key in samples) > 1000  # it is exercised
+    monkeypatch.setattr(keys, "_PLAIN", re.compile(r"(?!)"))  # never matches: every check runs
+    assert [outcome(key) for key in samples] == shortcut
