@@ -197,14 +197,16 @@ class Store:
             keep = options.store_none_values if store_none_values is None else store_none_values
             if not keep:
                 return
-        if self.backend.read_only:
+        backend = self.backend
+        if backend.read_only:
             self._writable()
         mode = serialization_mode or options.serialization_mode
         func = serialization_func or options.serialization_func
         # bytes and text in auto mode, the hot path of caches, skip encode() (which does the same)
-        if mode == "auto" and func is None and type(value) is bytes:
+        kind = type(value)
+        if kind is bytes and mode == "auto" and func is None:
             data = value
-        elif mode == "auto" and func is None and type(value) is str:
+        elif kind is str and mode == "auto" and func is None:
             data = value.encode("utf-8")
         else:
             data = encode(value, mode, func)
@@ -212,7 +214,7 @@ class Store:
             ttl = options.default_ttl
         if ttl is not None:
             check_ttl(ttl)
-        self.backend.write(key, data, ttl)
+        backend.write(key, data, ttl)
 
     # The overloads (the same for get and pop) type `model=M` as an `M`, and `M | None` with
     # `raise_on_nonexist=False`. Written out, not shared through a cast, so that unbound calls
@@ -342,9 +344,11 @@ class Store:
         best-effort clean-ups; an invalid key still raises.
         """
         key = self._key(key)
+        backend = self.backend
         try:
-            self._writable()
-            self.backend.delete(key)
+            if backend.read_only:
+                self._writable()
+            backend.delete(key)
         except AnystoreError:
             if not ignore_errors:
                 raise
