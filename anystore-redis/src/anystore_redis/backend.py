@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
-from functools import partial
 from typing import IO, Any, TypeVar, cast
 
 import redis
@@ -22,7 +21,8 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from anystore.backend import Backend, BackendStat
-from anystore.exceptions import mask_uri
+from anystore.clients import Translated
+from anystore.exceptions import AnystoreError, mask_uri
 from anystore.io import WriteHandle
 from anystore.keys import RESERVED_PREFIX, is_reserved, lock_name
 from anystore.settings import load_settings
@@ -93,15 +93,21 @@ class RedisBackend(Backend):
         # SCAN ... TYPE string (Redis 6.0+) leaves the metadata hashes on the server; set to False
         # on a server that refuses the option, which then sends them and they are skipped here.
         self._scan_strings = True
+        # redis-py's errors as anystore's, unchained (a connection error's text is safe, but its
+        # cause may carry the URL with its password).
+        self.errors = Translated(self._translate, chain=False)
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _translate(self, error: Exception) -> AnystoreError | None:
+        if isinstance(error, redis.RedisError):
+            return translate(error, self._url, self._options, self.masked_uri)
+        return None
+
     def _call(self, action: Callable[[], T]) -> T:
-        """Run `action`, translating redis-py's errors into anystore's."""
-        try:
+        """Run `action` inside `self.errors` (for the stream handles' named steps)."""
+        with self.errors:
             return action()
-        except redis.RedisError as error:
-            raise translate(error, self._url, self._options, self.masked_uri) from None
 
     def _script(self, script: Script, keys: list[str], args: list[Any] | None = None) -> Any:
         """Run a registered Lua script by EVALSHA, loading it first if the server lacks it.
@@ -121,7 +127,8 @@ class RedisBackend(Backend):
     # -- primitives --------------------------------------------------------------------------
 
     def read(self, key: str) -> bytes | None:
-        return cast("bytes | None", self._call(lambda: self.client.get(self._prefix + key)))
+        with self.errors:
+            return cast("bytes | None", self.client.get(self._prefix + key))
 
     def write(self, key: str, data: bytes, ttl: float | None = None) -> None:
         full = self._prefix + key
@@ -130,7 +137,8 @@ class RedisBackend(Backend):
 
     def delete(self, key: str) -> None:
         full = self._prefix + key
-        self._call(lambda: self.client.delete(full, meta_key(full)))
+        with self.errors:
+            self.client.delete(full, meta_key(full))
 
     def stat(self, key: str) -> BackendStat | None:
         full = self._prefix + key
@@ -153,14 +161,17 @@ class RedisBackend(Backend):
         base = self._prefix + prefix
         start = len(self._prefix.encode("utf-8", "surrogateescape"))
         if prefix:
-            if self._call(lambda: self.client.exists(base)):
+            with self.errors:
+                exact = self.client.exists(base)
+            if exact:
                 yield prefix
             pattern = escape_glob(base) + "/*"
         else:
             pattern = escape_glob(self._prefix) + "*"
         cursor = 0
         while True:
-            cursor, keys = self._call(partial(self._scan_page, cursor, pattern))
+            with self.errors:
+                cursor, keys = self._scan_page(cursor, pattern)
             for raw in keys:
                 # Only the part below the prefix is decoded: the prefix is known.
                 name = raw[start:].decode("utf-8", "surrogateescape")
@@ -187,25 +198,22 @@ class RedisBackend(Backend):
     # -- derived, native ---------------------------------------------------------------------
 
     def exists(self, key: str) -> bool:
-        return bool(self._call(lambda: self.client.exists(self._prefix + key)))
+        with self.errors:
+            return bool(self.client.exists(self._prefix + key))
 
     def pop(self, key: str) -> bytes | None:
         full = self._prefix + key
 
-        def run() -> bytes | None:
+        with self.errors:
             pipe = self.client.pipeline(transaction=True)
             pipe.getdel(full)
             pipe.delete(meta_key(full))
             value: bytes | None = pipe.execute()[0]
-            return value
-
-        return self._call(run)
+        return value
 
     def read_many(self, keys: list[str]) -> Iterator[tuple[str, bytes]]:
-        values = cast(
-            "list[bytes | None]",
-            self._call(lambda: self.client.mget([self._prefix + k for k in keys])),
-        )
+        with self.errors:
+            values = cast("list[bytes | None]", self.client.mget([self._prefix + k for k in keys]))
         for key, value in zip(keys, values, strict=True):
             if value is not None:
                 yield key, value
@@ -230,19 +238,18 @@ class RedisBackend(Backend):
         if not names:
             return
 
-        def run() -> None:
+        with self.errors:
             # One round trip: every UNLINK (value and metadata hash per key) in one pipeline.
             pipe = self.client.pipeline(transaction=False)
             for i in range(0, len(names), BATCH * 2):
                 pipe.unlink(*names[i : i + BATCH * 2])
             pipe.execute()
 
-        self._call(run)
-
     def acquire_lock(self, name: str, token: str, ttl: float) -> bool:
         full = self._prefix + lock_name(name)
         px = max(int(ttl * 1000), 1)
-        return bool(self._call(lambda: self.client.set(full, token, nx=True, px=px)))
+        with self.errors:
+            return bool(self.client.set(full, token, nx=True, px=px))
 
     def release_lock(self, name: str, token: str) -> bool:
         full = self._prefix + lock_name(name)

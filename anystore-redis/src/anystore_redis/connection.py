@@ -7,7 +7,6 @@ with its password masked.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -18,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from anystore.clients import ClientCache
 from anystore.exceptions import (
     AnystoreError,
     BackendUnavailable,
@@ -27,8 +27,7 @@ from anystore.exceptions import (
 )
 from anystore.keys import normalize_prefix
 
-_pools: dict[tuple[str, tuple[tuple[str, Any], ...]], redis.ConnectionPool] = {}
-_pools_lock = threading.Lock()
+_POOLS: ClientCache[redis.ConnectionPool] = ClientCache()
 
 # Server replies that mean "not now" rather than "never": the server is busy, loading, out of
 # memory. Retrying later can succeed.
@@ -87,19 +86,19 @@ def _with_db0(url: str) -> str:
 
 
 def pool(url: str, options: dict[str, Any], masked_uri: str) -> redis.ConnectionPool:
-    """One pool per server URL and options, shared by every store on it (thread-safe).
+    """One pool per server URL and options, shared by every store on it (thread-safe; a forked
+    child makes its own).
 
     Raises `InvalidOption` for a query parameter redis-py cannot use (`?socket_timeout=abc`).
     """
-    key = (url, tuple(sorted(options.items())))
-    with _pools_lock:
-        found = _pools.get(key)
-        if found is None:
-            try:
-                found = _pools[key] = redis.ConnectionPool.from_url(url, **options)
-            except (ValueError, TypeError) as error:
-                raise InvalidOption(f"Bad option in Redis URI {masked_uri}: {error}") from None
-        return found
+
+    def make() -> redis.ConnectionPool:
+        try:
+            return redis.ConnectionPool.from_url(url, **options)
+        except (ValueError, TypeError) as error:
+            raise InvalidOption(f"Bad option in Redis URI {masked_uri}: {error}") from None
+
+    return _POOLS.get((url, tuple(sorted(options.items()))), make)
 
 
 def _database_count(url: str, options: dict[str, Any]) -> int | None:
