@@ -251,8 +251,8 @@ def test_small_put_and_delete_are_driver_statements(store: Store) -> None:
         assert sent == ["INSERT", "SELECT", "BEGIN", "DELETE", "DELETE", "COMMIT", "SELECT"]
     elif dialect == "postgresql":  # one statement deletes both
         assert sent == ["INSERT", "SELECT", "WITH", "SELECT"]
-    else:  # MySQL/MariaDB delete on the SQLAlchemy path
-        assert sent == ["INSERT", "SELECT", "SELECT"]
+    else:  # one multi-table DELETE
+        assert sent == ["INSERT", "SELECT", "DELETE", "SELECT"]
 
 
 def _chunk_rows(store: Store) -> int:

@@ -118,21 +118,27 @@ class SqlBackend(Streams, Sessions, Backend):
                 page = select(t.c.key).where(*conditions).order_by(t.c.key).limit(PAGE)
                 self._pages[first, bounded] = (page, fast.compile(page, ("low", "high")))
 
-    def _fast_deletes(self) -> tuple[Statement, ...] | None:
-        # A delete takes the row before its chunks (the lock order of chunks.py) in one
-        # transaction: on PostgreSQL one statement (the chunks' DELETE reads the row's RETURNING),
-        # on SQLite BEGIN IMMEDIATE around both (local calls); MySQL keeps the SQLAlchemy path.
+    def _fast_deletes(self) -> tuple[Statement, ...]:
+        # A delete takes the row before its chunks (the lock order of chunks.py), atomically:
+        # PostgreSQL in one statement (the chunks' DELETE reads the row DELETE's RETURNING),
+        # MySQL/MariaDB in one multi-table DELETE driven by the row's primary key, SQLite both
+        # inside BEGIN IMMEDIATE (local calls).
         fast = self._fast
+        table, chunks = fast.quote(self.table.name), fast.quote(self.chunks.name)
         if self.dialect == "postgresql":
-            table, chunks = fast.quote(self.table.name), fast.quote(self.chunks.name)
             sql = (
                 f"WITH gone AS (DELETE FROM {table} WHERE key = %(k)s RETURNING key) "
                 f"DELETE FROM {chunks} WHERE key IN (SELECT key FROM gone)"
             )
             return (fast.text(sql, ("k",)),)
-        if self.dialect == "sqlite":
-            return fast.compile(self._delete), fast.compile(self._chunked.clear)
-        return None
+        if self.dialect in ("mysql", "mariadb"):
+            key = fast.quote("key")
+            sql = (
+                f"DELETE {table}, {chunks} FROM {table} LEFT JOIN {chunks} "
+                f"ON {chunks}.{key} = {table}.{key} WHERE {table}.{key} = %(k)s"
+            )
+            return (fast.text(sql, ("k",)),)
+        return fast.compile(self._delete), fast.compile(self._chunked.clear)
 
     def _maybe_purge(self, now: float) -> None:
         if now - self._last_purge > PURGE_INTERVAL:
@@ -197,7 +203,7 @@ class SqlBackend(Streams, Sessions, Backend):
     def delete(self, key: str) -> None:
         found = {"k": self._prefix + key}
         fast = self._fast_delete
-        if fast is None or not self._fast.usable():
+        if not self._fast.usable():
             self._write((self._delete, found), (self._chunked.clear, found))
         elif len(fast) == 1:
             self._fast.run(((fast[0], found),))
