@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from types import MemberDescriptorType
+from types import GetSetDescriptorType, MemberDescriptorType
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
 
 def _slot_setter(name: str) -> Callable[[object, object], None]:
-    """What sets the `BaseModel` slot `name` on an instance: its descriptor where it is one
-    (a third faster than `object.__setattr__`), else `object.__setattr__`."""
+    """What sets the `BaseModel` slot `name` (or its `__dict__`) on an instance: its descriptor
+    where it is one (a third faster than `object.__setattr__`), else `object.__setattr__`."""
     descriptor = BaseModel.__dict__.get(name)
-    if isinstance(descriptor, MemberDescriptorType):
+    if isinstance(descriptor, (MemberDescriptorType, GetSetDescriptorType)):
         return descriptor.__set__
 
     def set_slot(instance: object, value: object) -> None:
