@@ -1,7 +1,9 @@
 """SQL stores: `sqlite:///file.db`, `sqlite://` (memory), `postgresql://...`, `mysql://...`,
 `mariadb://...` (and `+driver` forms), with `?table=NAME&prefix=some/prefix`.
 
-SQLAlchemy 2 Core, one engine per database URL shared by the stores on it (`engines.py`).
+SQLAlchemy 2 Core, one engine per database URL shared by the stores on it (`engines.py`); the
+single-statement operations run as precompiled driver SQL on its pooled connections instead
+(`fastpath.py`).
 Each statement is written out per dialect (the upserts in `statements.py`): an upsert per put
 of a small value (created_at kept), one executemany per put_many, one `IN` per get_many,
 `DELETE ... RETURNING` (or a row lock) per pop, and listings that page through the primary-key

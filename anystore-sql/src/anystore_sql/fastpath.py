@@ -1,15 +1,16 @@
-"""Single-row reads on the driver itself: precompiled SQL on a held, pooled DBAPI connection.
+"""The hot paths on the driver itself: precompiled SQL on a held, pooled DBAPI connection.
 
 SQLAlchemy's execution path (compile cache lookup, parameter processing, events, result
 wrapping) and a pool checkout with its reset cost several times the driver's own work for a
-primary-key lookup. So `get`, `exists` and `stat` of a small value run their statement, compiled
-once per table and dialect into the driver's SQL and paramstyle, on a DBAPI connection that the
+primary-key lookup. So the single-statement operations (`get`, `exists` and `stat` of a small
+value, the upsert of a small `put`, `delete`, a listing page) run their statement, compiled once
+per table and dialect into the driver's SQL and paramstyle, on a DBAPI connection that the
 engine's pool handed out and that stays checked out between operations (`Idle`, a few per
 engine) in the driver's autocommit mode: one round trip, no ping, no ROLLBACK. A connection that
-fails is invalidated (with the pool's older connections, as SQLAlchemy does on a disconnect), and
-a disconnect is retried once on a fresh one through `errors.run`, so errors stay anystore's.
-Anything that is not one row of one statement (chunked values, writes, listings) keeps the
-SQLAlchemy path in sessions.py.
+fails is invalidated (after a disconnect with the pool's older connections, as SQLAlchemy does),
+and a disconnect is retried once on a fresh one through `errors.run`, so errors stay anystore's.
+Chunked values, snapshots, batches and every other transaction keep the SQLAlchemy path
+(sessions.py), as does an engine that logs or has cursor listeners.
 """
 
 from __future__ import annotations
@@ -47,12 +48,16 @@ class Held:
         driver: Any = fairy.driver_connection
         self.driver = driver
         self.since = time.monotonic()
-        # Autocommit: a read is one round trip and leaves no transaction to roll back.
-        if dialect == "postgresql":
-            self.driver.autocommit = True
-        elif dialect in ("mysql", "mariadb"):
-            self.driver.autocommit(True)
-        self.cursor: Any = self.driver.cursor()
+        try:
+            # Autocommit: a read is one round trip and leaves no transaction to roll back.
+            if dialect == "postgresql":
+                driver.autocommit = True
+            elif dialect in ("mysql", "mariadb"):
+                driver.autocommit(True)  # a round trip, once per checkout
+            self.cursor: Any = driver.cursor()
+        except BaseException:
+            fairy.invalidate()  # not handed back in an unknown state
+            raise
         # Only PostgreSQL needs the watchdog: PyMySQL has socket timeouts, SQLite no server.
         self.fd: int | None = self.driver.fileno() if dialect == "postgresql" else None
 
