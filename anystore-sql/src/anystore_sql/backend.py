@@ -252,7 +252,8 @@ class SqlBackend(Streams, Sessions, Backend):
                     keys = [key.decode() for key in keys]
             else:
                 keys = [row[0] for row in self._read(core, params)]
-            yield from (full[len(self._prefix) :] for full in keys)
+            start = len(self._prefix)
+            yield from [full[start:] for full in keys] if start else keys
             if len(keys) < PAGE:
                 return
             params["low"] = keys[-1]
