@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 
 import pytest
@@ -25,8 +26,22 @@ def require_port(host: str, port: int, what: str) -> None:
     pytest.skip(message)
 
 
+# Private servers listen below the kernel's ephemeral range (32768-60999 here), so that no
+# client connection's source port can take a port between free_port() and the server's bind, and
+# each pytest-xdist worker draws from a band of its own, so two workers never get the same port.
+_BAND_START, _BAND_SIZE, _BANDS = 20000, 1500, 8
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, in this worker's own band."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    band = int(worker) % _BANDS if worker.isdigit() else 0
+    first = _BAND_START + band * _BAND_SIZE
+    for port in random.sample(range(first, first + _BAND_SIZE), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + _BAND_SIZE - 1}")
