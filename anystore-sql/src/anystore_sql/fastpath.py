@@ -251,24 +251,27 @@ class FastPath:
         self, calls: list[tuple[str, Any]], fetch: bool, begin: str | None, commit: str
     ) -> Any:
         if self._direct:  # no lock to take, no deadline to arm: the common SQLite case
-            held = self._take()
-            try:
-                result = self._execute(held, calls, fetch, begin, commit)
-            except BaseException as error:
-                self._discard(held, error)
-                raise
-            self.idle.give(held, self._recycle)
-            return result
+            return self._on_held(calls, fetch, begin, commit, False)
         with self._serialized():
-            held = self._take()
-            try:
+            return self._on_held(calls, fetch, begin, commit, True)
+
+    def _on_held(
+        self, calls: list[tuple[str, Any]], fetch: bool, begin: str | None, commit: str, timed: bool
+    ) -> Any:
+        """Run the statements on a held connection (under the operation deadline if `timed`),
+        keep it for the next operation, or discard it when they failed."""
+        held = self._take()
+        try:
+            if timed:
                 with self._deadline(held):
                     result = self._execute(held, calls, fetch, begin, commit)
-            except BaseException as error:
-                self._discard(held, error)
-                raise
-            self.idle.give(held, self._recycle)
-            return result
+            else:
+                result = self._execute(held, calls, fetch, begin, commit)
+        except BaseException as error:
+            self._discard(held, error)
+            raise
+        self.idle.give(held, self._recycle)
+        return result
 
     def _execute(
         self,
