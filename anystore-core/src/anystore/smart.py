@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from anystore.store import Store
 
 M = TypeVar("M", bound="BaseModel")
+T = TypeVar("T")
 STDIO = "-"
 Format = Literal["json", "csv"]
 FORMAT_JSON: Format = "json"
@@ -252,12 +253,8 @@ def smart_stream_models(
 
     from anystore.exceptions import SerializationError
 
-    if input_format == "json":
-        rows: Iterator[Any] = smart_stream_json(uri, compression, **options)
-    elif input_format == "csv":
-        rows = smart_stream_csv(uri, compression, **options)
-    else:
-        raise InvalidOption(f"input_format must be 'json' or 'csv', not {input_format!r}")
+    # Called inside the generator, so a bad `input_format` is raised on the first `next()`.
+    rows = smart_stream_data(uri, input_format, compression, **options)
     for number, row in enumerate(rows, 1):
         try:
             yield model.model_validate(row)
@@ -328,6 +325,17 @@ def smart_write_models(
     smart_write_data(uri, dumps, output_format, compression, **options)
 
 
+def _by_format(
+    option: str, value: str, json: Callable[..., T], csv: Callable[..., T]
+) -> Callable[..., T]:
+    """`json` or `csv` by a format option's `value`; raises `InvalidOption` naming `option`."""
+    if value == "json":
+        return json
+    if value == "csv":
+        return csv
+    raise InvalidOption(f"{option} must be 'json' or 'csv', not {value!r}")
+
+
 def smart_stream_data(
     uri: str | os.PathLike[str],
     input_format: Format = "json",
@@ -335,11 +343,8 @@ def smart_stream_data(
     **options: Any,
 ) -> Iterator[Any]:
     """`smart_stream_json` or `smart_stream_csv`, by `input_format`."""
-    if input_format == "json":
-        return smart_stream_json(uri, compression, **options)
-    if input_format == "csv":
-        return smart_stream_csv(uri, compression, **options)
-    raise InvalidOption(f"input_format must be 'json' or 'csv', not {input_format!r}")
+    stream = _by_format("input_format", input_format, smart_stream_json, smart_stream_csv)
+    return stream(uri, compression, **options)
 
 
 def smart_stream_json_models(
@@ -364,12 +369,8 @@ def smart_write_data(
     **options: Any,
 ) -> None:
     """`smart_write_json` or `smart_write_csv`, by `output_format`."""
-    if output_format == "json":
-        smart_write_json(uri, items, compression, **options)
-    elif output_format == "csv":
-        smart_write_csv(uri, items, compression, **options)
-    else:
-        raise InvalidOption(f"output_format must be 'json' or 'csv', not {output_format!r}")
+    write = _by_format("output_format", output_format, smart_write_json, smart_write_csv)
+    write(uri, items, compression, **options)
 
 
 def smart_write_model(
