@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -349,31 +350,24 @@ def test_a_deleted_root_is_found_again(tmp_path: Path):
 
 def test_put_survives_deletes_pruning_its_folder(tmp_path: Path):
     store = get_store(str(tmp_path / "root"))
-    errors: list[BaseException] = []
     finals: dict[str, int] = {}
     deadline = time.monotonic() + 1.5
 
     def churn(worker: int) -> None:
         key = f"d/sub/k{worker}"
         i = 0
-        try:
-            while time.monotonic() < deadline:
-                store.put(key, i)
-                # An acknowledged write is readable until its own delete.
-                assert store.get(key) == i
-                store.delete(key)
-                i += 1
-            store.put(f"d/sub/final{worker}", i)
-            finals[f"d/sub/final{worker}"] = i
-        except BaseException as error:  # every failure is the finding
-            errors.append(error)
+        while time.monotonic() < deadline:
+            store.put(key, i)
+            # An acknowledged write is readable until its own delete.
+            assert store.get(key) == i
+            store.delete(key)
+            i += 1
+        store.put(f"d/sub/final{worker}", i)
+        finals[f"d/sub/final{worker}"] = i
 
-    threads = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    # One thread per worker, all racing at once; list() re-raises the first worker's failure.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(churn, range(4)))
     assert store.get_many(finals) == finals and len(finals) == 4
     assert sorted(store.iterate_keys()) == sorted(finals)
 
