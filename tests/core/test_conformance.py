@@ -14,9 +14,11 @@ from anystore.testing import StoreTests
 
 
 class TestMemory(StoreTests):
-    @pytest.fixture
-    def store(self) -> Store:
-        return get_store(f"memory://{uuid.uuid4().hex}")
+    """Memory, bare and under each compression layer (every value and stream goes through it)."""
+
+    @pytest.fixture(params=["", "gzip::", "zstd::"], ids=["plain", "gzip", "zstd"])
+    def store(self, request: pytest.FixtureRequest) -> Store:
+        return get_store(f"{request.param}memory://{uuid.uuid4().hex}")
 
 
 class TestMemoryChild(StoreTests):
@@ -30,9 +32,11 @@ class TestMemoryChild(StoreTests):
 
 
 class TestLocal(StoreTests):
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Store:
-        return get_store(str(tmp_path / "store"))
+    """A local folder, bare and under the gzip layer."""
+
+    @pytest.fixture(params=["", "gzip::"], ids=["plain", "gzip"])
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+        return get_store(f"{request.param}{tmp_path / 'store'}")
 
 
 class TestFileUri(StoreTests):
@@ -49,23 +53,3 @@ class TestGenericFsspec(StoreTests):
     def store(self) -> Store:
         uri = f"memory://fsspec-{uuid.uuid4().hex}"
         return Store(FsspecBackend(uri), uri)
-
-
-class TestGzipMemory(StoreTests):
-    """The gzip layer over memory: every value and stream goes through gzip."""
-
-    @pytest.fixture
-    def store(self) -> Store:
-        return get_store(f"gzip::memory://{uuid.uuid4().hex}")
-
-
-class TestGzipLocal(StoreTests):
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Store:
-        return get_store(f"gzip::{tmp_path}/store")
-
-
-class TestZstdMemory(StoreTests):
-    @pytest.fixture
-    def store(self) -> Store:
-        return get_store(f"zstd::memory://{uuid.uuid4().hex}")
