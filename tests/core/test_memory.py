@@ -25,9 +25,31 @@ class _NoFullScan(dict[str, Any]):
 
 
 def _fresh(name: str) -> memory._Namespace:
+    """A new namespace whose folder index exists (built while it is empty, so no scan)."""
     namespace = memory._namespace(name)
+    namespace.index()
     namespace.entries = _NoFullScan()
     return namespace
+
+
+def test_the_index_is_built_by_the_first_listing_that_needs_it_and_kept() -> None:
+    name = uuid.uuid4().hex
+    store = get_store(f"memory://{name}")
+    namespace = memory._namespace(name)
+    store.put_many({f"{d}/{i}": i for d in "abc" for i in range(3)})
+    store.delete("c/0")
+    assert namespace.folders is None  # writes and deletes pay only for the dict
+    assert len(list(store.iterate_keys())) == 8  # listing everything needs no index
+    assert namespace.folders is None
+    assert sorted(store.iterate_keys(prefix="a")) == ["a/0", "a/1", "a/2"]
+    assert namespace.folders is not None and set(namespace.folders) == {"", "a", "b", "c"}
+    store.put("d/e/0", 0)
+    store.delete_many(["c/1", "c/2"])
+    assert set(namespace.folders) == {"", "a", "b", "d", "d/e"}
+    assert sorted(store.iterate_keys(prefix="d")) == ["d/e/0"]
+    assert len(list(store.iterate_keys())) == 7
+    child = get_store(f"memory://{name}/b")
+    assert sorted(child.iterate_keys()) == ["0", "1", "2"]
 
 
 def test_a_listing_never_iterates_the_whole_namespace() -> None:

@@ -97,6 +97,7 @@ class Stats(BaseModel):
 
 
 _ALL_FIELDS = set(Stats.model_fields)
+OCTET_STREAM = "application/octet-stream"
 
 
 def guess_mimetype(key: str) -> str:
@@ -104,11 +105,11 @@ def guess_mimetype(key: str) -> str:
     # From the first dot of the last segment, past its first character: '.tar.gz' is a tar,
     # as mimetypes says, and '.bashrc' has no extension.
     dot = key.find(".", key.rfind("/") + 2)
-    return _by_extension(key[dot:] if dot > 0 else "")
+    return _by_extension(key[dot:]) if dot > 0 else OCTET_STREAM
 
 
 @lru_cache(maxsize=1024)
 def _by_extension(extension: str) -> str:
     import mimetypes
 
-    return mimetypes.guess_type("x" + extension)[0] or "application/octet-stream"
+    return mimetypes.guess_type("x" + extension)[0] or OCTET_STREAM

@@ -79,6 +79,15 @@ def _import_stats() -> tuple[Callable[..., Stats], Callable[[str], str]]:
     return _STATS
 
 
+def _unreserved(backend: Backend) -> Iterator[str]:
+    """Every key of `backend` but the reserved names (the listing of a whole store, a hot path;
+    a generator, so that the backend is asked only once the caller iterates)."""
+    for key in backend.list_keys(""):
+        if RESERVED_PREFIX in key and is_reserved(key):
+            continue
+        yield key
+
+
 class Store:
     """A key-value store over one backend. Open one with `anystore.get_store()`.
 
@@ -624,6 +633,8 @@ class Store:
         start = join(base, glob_literal_prefix(glob)) if glob else base
 
         below = start + "/"
+        if not start and not excluded and pattern is None:
+            return _unreserved(self.backend)
 
         def keys() -> Iterator[str]:
             # A backend may yield any key that starts with the string `start`, and its own

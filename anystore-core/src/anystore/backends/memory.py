@@ -4,9 +4,11 @@ Every store opened on the same name sees the same data (so two `get_store("memor
 calls share it); `memory://` alone is the namespace named "". This is not fsspec's global memory
 filesystem: nothing here is visible to fsspec and vice versa.
 
-Values sit in one flat dict (a get is one lookup); a folder index beside it (folder -> its keys and
-subfolders) lets a listing visit only the folders below its prefix, copying one folder's names at
-a time, instead of copying every key of the namespace per call.
+Values sit in one flat dict (a get is one lookup). A folder index beside it (folder -> its keys
+and subfolders) lets a listing visit only the folders below its prefix, copying one folder's names
+at a time, instead of copying every key of the namespace per call. The index is built by the first
+listing that needs it (one with a prefix, or on a child store) and kept from then on: until then a
+write or delete of a key costs only the dict, and listing everything copies the key list once.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ import io
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from typing import IO
 
-from anystore.backend import Backend, BackendStat, utc
+from anystore.backend import Backend, BackendStat
 from anystore.io import WriteHandle
 from anystore.keys import normalize_prefix
 
 # An entry is a tuple (data, created, updated, expires): a tuple of bytes and floats is not tracked
 # by the garbage collector, so a million keys add nothing to a collection's work.
 _Entry = tuple[bytes, float, float, "float | None"]
+
+# `anystore.backend.utc` without its call frame: `info()` makes up to three of these.
+_fromtimestamp, _UTC = datetime.fromtimestamp, timezone.utc
 
 
 class _Folder:
@@ -39,35 +45,54 @@ class _Namespace:
         self.entries: dict[str, _Entry] = {}
         self.lock = threading.Lock()
         # Folder path ("" for the root) -> _Folder; changed only under `lock`, with `entries`.
-        self.folders: dict[str, _Folder] = {"": _Folder()}
+        # None until a listing needs it (`index`).
+        self.folders: dict[str, _Folder] | None = None
         # Lock name -> (token, expiry); apart from the entries so listings never see them.
         self.locks: dict[str, tuple[str, float]] = {}
         # Set by the first write with a TTL: until then no entry can be expired, and listings
         # skip the per-key expiry check (most of their time).
         self.expiring = False
 
-    def make(self, folder: str) -> _Folder:
+    def index(self) -> dict[str, _Folder]:
+        """The folder index, built from the entries the first time (under `lock`)."""
+        folders = self.folders
+        if folders is None:
+            folders = self.folders = {"": _Folder()}
+            for full in self.entries:
+                self.add(folders, full)
+        return folders
+
+    def add(self, folders: dict[str, _Folder], full: str) -> None:
+        """Index a new key (under `lock`)."""
+        folder = full.rpartition("/")[0]
+        node = folders.get(folder)
+        if node is None:
+            node = self.make(folders, folder)
+        node.keys.add(full)
+
+    def make(self, folders: dict[str, _Folder], folder: str) -> _Folder:
         """The index node of a new folder, linked into its parents (under `lock`)."""
-        node = self.folders[folder] = _Folder()
+        node = folders[folder] = _Folder()
         parent, _, _ = folder.rpartition("/")
-        above = self.folders.get(parent)
+        above = folders.get(parent)
         if above is None:
-            above = self.make(parent)
+            above = self.make(folders, parent)
         above.subfolders.add(folder)
         return node
 
     def remove(self, full: str) -> _Entry | None:
         """Remove a key and its index entry, pruning emptied folders (under `lock`)."""
         entry = self.entries.pop(full, None)
-        if entry is None:
-            return None
+        folders = self.folders
+        if entry is None or folders is None:
+            return entry
         folder = full.rpartition("/")[0]
-        node = self.folders[folder]
+        node = folders[folder]
         node.keys.discard(full)
         while not node.keys and folder and not node.subfolders:
-            del self.folders[folder]
+            del folders[folder]
             parent = folder.rpartition("/")[0]
-            node = self.folders[parent]
+            node = folders[parent]
             node.subfolders.discard(folder)
             folder = parent
         return entry
@@ -100,7 +125,6 @@ class MemoryBackend(Backend):
         self._namespace = _namespace(name)
         self._entries = self._namespace.entries
         self._lock = self._namespace.lock
-        self._folders = self._namespace.folders
         prefix = normalize_prefix(path)
         self._prefix = prefix + "/" if prefix else ""
 
@@ -128,20 +152,20 @@ class MemoryBackend(Backend):
         now = time.time()
         full = self._prefix + key
         entries = self._entries
+        namespace = self._namespace
         with self._lock:
             old = entries.get(full)
             if old is None:
-                # A new key joins the folder index (inline: this is every first put's cost).
-                folder = full.rpartition("/")[0]
-                node = self._folders.get(folder) or self._namespace.make(folder)
-                node.keys.add(full)
+                folders = namespace.folders
+                if folders is not None:  # a new key joins the index, once there is one
+                    namespace.add(folders, full)
                 created = now
             elif old[3] is not None and old[3] <= now:
                 created = now  # an expired entry counts as gone
             else:
                 created = old[1]  # an overwrite keeps created_at
             if ttl:
-                self._namespace.expiring = True
+                namespace.expiring = True
             entries[full] = (data, created, now, now + ttl if ttl else None)
 
     def delete(self, key: str) -> None:
@@ -166,19 +190,36 @@ class MemoryBackend(Backend):
         if entry is None:
             return None
         data, created, updated, expires = entry
-        updated_at = utc(updated)
-        # Positional: a third faster than keywords on this frozen dataclass. A value never
-        # overwritten has one time: one datetime instead of two.
+        updated_at = _fromtimestamp(updated, _UTC)
+        # A value never overwritten has one time: one datetime instead of two.
         return BackendStat(
             len(data),
-            updated_at if created == updated else utc(created),
+            updated_at if created == updated else _fromtimestamp(created, _UTC),
             updated_at,
             None,
-            utc(expires) if expires is not None else None,
+            _fromtimestamp(expires, _UTC) if expires is not None else None,
         )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        entries, folders = self._entries, self._namespace.folders
+        namespace = self._namespace
+        if not prefix and not self._prefix and namespace.folders is None:
+            # Everything, and no index yet: one copy of the key list (no index is built for it).
+            with self._lock:
+                keys = list(self._entries)
+            return self._live_keys(keys, 0) if namespace.expiring else iter(keys)
+        return self._walk(prefix)
+
+    def _live_keys(self, keys: list[str], start: int) -> Iterator[str]:
+        entries, now = self._entries, time.time()
+        for key in keys:
+            entry = entries.get(key)
+            if entry is not None and (entry[3] is None or entry[3] > now):
+                yield key[start:]
+
+    def _walk(self, prefix: str) -> Iterator[str]:
+        entries = self._entries
+        with self._lock:
+            folders = self._namespace.index()
         start = len(self._prefix)
         if prefix:
             top = self._prefix + prefix
@@ -199,12 +240,7 @@ class MemoryBackend(Backend):
                 keys = list(node.keys)
                 pending.extend(node.subfolders)
             if self._namespace.expiring:
-                now = time.time()
-                for key in keys:
-                    entry = entries.get(key)
-                    if entry is None or (entry[3] is not None and entry[3] <= now):
-                        continue
-                    yield key[start:]
+                yield from self._live_keys(keys, start)
             elif start:
                 for key in keys:
                     yield key[start:]
