@@ -122,3 +122,39 @@ def test_keys_that_live_throughout_a_listing_are_listed_once() -> None:
     finally:
         stop.set()
         writer.join()
+
+
+def test_an_index_built_while_threads_write_and_delete_matches_the_entries() -> None:
+    name = uuid.uuid4().hex
+    store = get_store(f"memory://{name}")
+    namespace = memory._namespace(name)
+    store.put_many({f"pre/{i % 10}/{i}": i for i in range(2000)})
+    stop = threading.Event()
+
+    def churn(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            store.put(f"w{worker}/{n % 13}/{n}", n)
+            if n % 3:
+                store.delete(f"w{worker}/{(n - 1) % 13}/{n - 1}")
+            n += 1
+
+    writers = [threading.Thread(target=churn, args=(w,)) for w in range(3)]
+    for writer in writers:
+        writer.start()
+    try:
+        time.sleep(0.05)
+        assert namespace.folders is None
+        assert len(list(store.iterate_keys(prefix="pre"))) == 2000  # builds the index meanwhile
+        time.sleep(0.05)
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+    folders = namespace.folders
+    assert folders is not None
+    indexed = {key for node in folders.values() for key in node.keys}
+    assert indexed == set(namespace.entries)
+    assert sorted(store.iterate_keys(prefix="w1")) == sorted(
+        key for key in namespace.entries if key.startswith("w1/")
+    )
