@@ -93,6 +93,7 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
         self.max_concurrency = settings.max_concurrency
         self.part_size = settings.part_size
         self.upload_concurrency = settings.upload_concurrency
+        self.upload_checksums = settings.upload_checksums
         self._conditions_honoured: bool | None = None
         key = settings.access_key_id or uri_key or endpoint_key
         self._connection = Connection(
@@ -383,6 +384,7 @@ class S3Backend(Housekeeping, ConditionalRequests, Backend):
             lambda future: self._guard(future.result),
             self.part_size,
             self.upload_concurrency,
+            self.upload_checksums,
         )
 
         def commit(target: Any) -> None:

@@ -39,3 +39,8 @@ class S3Settings(BaseSettings):
     upload_concurrency: int = Field(
         2, ge=1, description="Parts of one open('wb') upload in flight at once."
     )
+    upload_checksums: bool = Field(
+        True,
+        description="Send each multipart part's CRC32 (S3 checks it on arrival); turn off for an "
+        "S3-compatible service that refuses x-amz-checksum headers.",
+    )
