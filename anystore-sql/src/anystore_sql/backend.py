@@ -28,7 +28,7 @@ from anystore.exceptions import InvalidKey, mask_uri
 from anystore.keys import lock_name
 from anystore.settings import load_settings
 from anystore_sql import statements
-from anystore_sql.chunks import ChunkStatements, read_all
+from anystore_sql.chunks import ChunkRows, ChunkStatements, read_all
 from anystore_sql.engines import acquire, parse_uri, release
 from anystore_sql.fastpath import FastPath, Statement
 from anystore_sql.schema import INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
@@ -102,6 +102,7 @@ class SqlBackend(Streams, Sessions, Backend):
         self._lock_holder = select(t.c.value).where(t.c.key == bindparam("k"))
         self._chunked = ChunkStatements(t, self.chunks, self._live)
         fast = self._fast = FastPath(self._shared.idle, self.settings, self.masked_uri, self._lock)
+        self._chunk_rows = ChunkRows(self._chunked, self.engine.dialect, fast.usable)
         self._fast_get = fast.compile(self._get)
         self._fast_exists = fast.compile(self._exists)
         self._fast_stat = fast.compile(self._stat)

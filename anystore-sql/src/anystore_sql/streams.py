@@ -2,7 +2,7 @@
 
 `open_read` takes a snapshot connection (see sessions.py), reads the value's head in it and
 hands back a small value whole, or a seekable `anystore.io.open_ranged` handle whose ranges are
-chunk rows of the opened version (`chunks.RangeSource`), releasing the connection on close.
+chunk rows of the opened version (`chunks.ChunkReader`), releasing the connection on close.
 `open_write` spools and, on close, writes the row and its chunks in one short transaction
 (`chunks.write_chunks`), retried whole after a deadlock.
 """
@@ -20,7 +20,14 @@ from sqlalchemy import Connection, Table, select
 from anystore.exceptions import AnystoreError
 from anystore.io import WriteHandle, open_ranged
 from anystore_sql import watchdog
-from anystore_sql.chunks import ChunkStatements, RangeSource, new_token, read_all, write_chunks
+from anystore_sql.chunks import (
+    ChunkReader,
+    ChunkRows,
+    ChunkStatements,
+    new_token,
+    read_all,
+    write_chunks,
+)
 from anystore_sql.schema import INLINE_MAX
 from anystore_sql.sessions import Sessions
 
@@ -31,6 +38,7 @@ class Streams(Sessions):
     table: Table
     _prefix: str
     _chunked: ChunkStatements
+    _chunk_rows: ChunkRows
     _upsert: Any
 
     def _row(
@@ -107,10 +115,18 @@ class Streams(Sessions):
             size, length, value, updated = head
             if size is None and value is not None:
                 return io.BytesIO(bytes(value))  # small: read whole, one statement
-            source = RangeSource(
-                session, self._chunked, full, None if size is None else bytes(value), updated
-            )
             total = int(size if size is not None else length)
+            token = None if size is None else bytes(value)
+            source = ChunkReader(
+                session,
+                self._chunked,
+                full,
+                token,
+                updated,
+                total,
+                self._chunk_rows,
+                snapshot=connection is not None,
+            )
             handle = open_ranged(
                 total,
                 lambda start, length: self._run(partial(source, start, length), False),
