@@ -53,7 +53,7 @@ class Statements:
 @pytest.fixture
 def counted(database: str) -> Iterator[tuple[Store, Statements]]:
     store = get_store(database)
-    store.backend._last_purge = time.time()  # type: ignore[attr-defined]  # no purge now
+    store.backend._next_purge = float("inf")  # type: ignore[attr-defined]  # no purge now
     statements = Statements(store)
     yield store, statements
     statements.close()
@@ -233,7 +233,7 @@ def test_large_values_are_chunk_rows(database: str) -> None:
 
 def test_expired_chunked_values_are_purged_with_their_chunks(database: str) -> None:
     store = get_store(database)
-    store.backend._last_purge = time.time()  # type: ignore[attr-defined]  # only the purge below
+    store.backend._next_purge = float("inf")  # type: ignore[attr-defined]  # only the purge below
     store.put("gone", _data(2 * MIB + 1), ttl=0.3)
     time.sleep(0.4)
     assert not store.exists("gone")

@@ -6,9 +6,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, event, text
 
 from anystore import get_store
 from anystore.exceptions import (
@@ -80,6 +81,81 @@ def test_expired_rows_are_invisible_and_purged(database: str) -> None:
     assert list(store.iterate_keys()) == ["kept"]
     assert store.backend.purge_expired() == 1  # type: ignore[attr-defined]
     assert store.backend.purge_expired() == 0  # type: ignore[attr-defined]
+
+
+def _rows(store: Store) -> int:
+    backend: Any = store.backend
+    with backend.engine.connect() as connection:
+        count = connection.execute(text(f"SELECT COUNT(*) FROM {backend.table.name}"))
+        return int(count.scalar_one())
+
+
+def test_a_write_purges_one_page_of_expired_rows_and_later_writes_the_rest(
+    database: str,
+) -> None:
+    from anystore_sql import backend as sql_backend
+
+    page = sql_backend.PAGE  # the old code's name too: this test fails there, on behaviour
+    again = getattr(sql_backend, "PURGE_AGAIN", 1.0)
+    writer = get_store(database)
+    writer.put_many({f"old/{i:05d}": i for i in range(page + 300)}, ttl=0.2)
+    writer.put("old/00007", "rewritten")  # no TTL any more
+    time.sleep(0.3)
+    store = get_store(database)  # a new store sweeps on its first write
+    store.put("new/1", 1)
+    # One page of the 1299 expired rows went with that write, not all of them.
+    assert _rows(store) == 299 + 2
+    store.put("new/2", 2)  # the backlog waits PURGE_AGAIN, not PURGE_INTERVAL
+    assert _rows(store) == 299 + 3
+    time.sleep(again + 0.1)
+    store.put("new/3", 3)
+    assert _rows(store) == 4
+    assert sorted(store.iterate_keys()) == ["new/1", "new/2", "new/3", "old/00007"]
+    assert store.get("old/00007") == "rewritten"
+    # That page was not full: the next sweep is PURGE_INTERVAL away.
+    store.put("brief", 1, ttl=0.05)
+    time.sleep(0.3)
+    store.put("new/4", 4)
+    assert _rows(store) == 6
+
+
+def test_purge_expired_is_the_full_sweep(database: str) -> None:
+    from anystore_sql.backend import PURGE_PAGE
+
+    store = get_store(database)
+    store.backend._next_purge = float("inf")  # type: ignore[attr-defined]
+    store.put_many({f"k{i:05d}": i for i in range(PURGE_PAGE + 10)}, ttl=0.2)
+    store.put("kept", 1)
+    time.sleep(0.3)
+    assert store.backend.purge_expired() == PURGE_PAGE + 10  # type: ignore[attr-defined]
+    assert _rows(store) == 1
+
+
+def test_a_value_rewritten_during_the_sweep_is_kept(database: str) -> None:
+    if database.startswith("sqlite"):
+        pytest.skip("an SQLite sweep holds the write lock from its first statement")
+    store, other = get_store(database), get_store(database)
+    backend: Any = store.backend
+    backend._next_purge = other.backend._next_purge = float("inf")  # type: ignore[attr-defined]
+    store.put_many({"a": 1, "b": 2}, ttl=0.2)
+    time.sleep(0.3)
+    rewritten: list[str] = []
+
+    def rewrite(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # Between the sweep reading its page and locking it: another writer renews "a".
+        if "FOR UPDATE" in statement and not rewritten:
+            rewritten.append(statement)
+            other.put("a", "renewed")
+
+    event.listen(backend.engine, "before_cursor_execute", rewrite)
+    try:
+        assert backend._purge_page() == 1
+    finally:
+        event.remove(backend.engine, "before_cursor_execute", rewrite)
+    assert rewritten
+    assert store.get("a") == "renewed"
+    assert not store.exists("b")
+    assert _rows(store) == 1
 
 
 def test_percent_and_underscore_prefixes_are_literal(database: str) -> None:

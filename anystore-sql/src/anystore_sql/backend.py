@@ -40,8 +40,12 @@ from anystore_sql.watchdog import Deadline
 T = TypeVar("T")
 # Keys per page when listing, per IN (...) when reading or deleting many.
 PAGE = 1000
-# Expired rows are purged lazily at most this often (seconds) per store.
+# Expired rows are purged lazily on writes, at most this often (seconds) per store, a page of at
+# most PURGE_PAGE rows (oldest expiry first) at a time, so that no write pays for a table-wide
+# sweep; a full page means more are waiting: the next sweep runs PURGE_AGAIN seconds later.
 PURGE_INTERVAL = 60.0
+PURGE_PAGE = PAGE
+PURGE_AGAIN = 1.0
 
 
 class SqlBackend(Streams, Sessions, Backend):
@@ -69,7 +73,7 @@ class SqlBackend(Streams, Sessions, Backend):
         # The key column holds the child store's prefix too.
         self._key_limit = KEY_LIMITS.get(self.dialect, 2000)
         self.max_key_bytes = max(1, self._key_limit - len(self._prefix.encode()))
-        self._last_purge = 0.0
+        self._next_purge = 0.0  # time.time() of the next sweep on a write
         # One in-memory SQLite connection serves every thread: take turns.
         self._lock = threading.RLock() if self._shared.memory else None
         self._build_statements()
@@ -144,12 +148,52 @@ class SqlBackend(Streams, Sessions, Backend):
         return fast.compile(self._delete), fast.compile(self._chunked.clear)
 
     def _maybe_purge(self, now: float) -> None:
-        if now - self._last_purge > PURGE_INTERVAL:
-            self._last_purge = now
-            self.purge_expired()
+        if now < self._next_purge:
+            return
+        # Set first: a sweep that fails is not tried again by every following write.
+        self._next_purge = now + PURGE_INTERVAL
+        if self._purge_page() >= PURGE_PAGE:
+            self._next_purge = now + PURGE_AGAIN
+
+    def _purge_page(self) -> int:
+        """Delete up to PURGE_PAGE expired rows (and their chunks), the oldest expiry first;
+        return how many."""
+        t = self.table
+        # Through the expires_at index: a page of entries, however many rows have expired.
+        oldest = select(t.c.key).where(self._expired).order_by(t.c.expires_at).limit(PURGE_PAGE)
+
+        def work(connection: Connection, watch: Deadline) -> int:
+            params = {"now": time.time()}
+            page = [row[0] for row in connection.execute(oldest, params)]
+            if not page:
+                return 0
+            watch.renew()
+            return self._delete_expired(connection, watch, page, params)
+
+        return self._transaction(work)
+
+    def _delete_expired(
+        self, connection: Connection, watch: Deadline, keys: list[str], params: dict[str, Any]
+    ) -> int:
+        # Locked in key order (as every writer locks) and still expired when locked: a value
+        # rewritten since `keys` were read is left alone, and so are its chunks.
+        t = self.table
+        locked = (
+            select(t.c.key)
+            .where(t.c.key.in_(keys), self._expired)
+            .order_by(t.c.key)
+            .with_for_update()
+        )
+        keys = [row[0] for row in connection.execute(locked, params)]
+        if keys:
+            watch.renew()
+            connection.execute(self._chunked.clear_many, {"keys": keys})
+            connection.execute(delete(t).where(t.c.key.in_(keys), self._expired), params)
+        return len(keys)
 
     def purge_expired(self) -> int:
-        """Delete the rows (and chunks) whose TTL has passed, all prefixes; return how many."""
+        """Delete every row (and its chunks) whose TTL has passed, all prefixes, in one
+        transaction; return how many. (Writes purge a page at a time on their own.)"""
         t = self.table
         expired = select(t.c.key).where(self._expired).order_by(t.c.key).with_for_update()
 
