@@ -2,7 +2,9 @@
 
 A write handle collects what is written (in a temporary file, so memory stays bounded) and
 publishes it only when it is closed without an error. Leaving a `with` block through an exception,
-or calling `discard()`, drops the write and leaves any old value in place.
+or calling `discard()`, drops the write and leaves any old value in place. So does closing a
+handle one of whose writes failed (the caller may have caught that error): the close raises
+instead of publishing a value with a hole in it.
 
 A read handle over a medium with range reads (`open_ranged`) fetches the value a range at a time,
 is seekable, and fails with `ConcurrentModification` rather than return a short value.
@@ -11,10 +13,11 @@ is seekable, and fails with `ConcurrentModification` rather than return a short 
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from anystore.exceptions import ConcurrentModification
+from anystore.exceptions import AnystoreError, ConcurrentModification
 
 # Values up to this size stay in memory while spooling; larger ones go to a temporary file.
 SPOOL_MAX_MEMORY = 8 * 1024 * 1024
@@ -40,6 +43,7 @@ class WriteHandle(io.BufferedIOBase):
         self._commit = commit
         self._abort = abort
         self._done = False
+        self._failed: BaseException | None = None  # the error of a failed write, if any
 
     def writable(self) -> bool:
         return True
@@ -47,16 +51,30 @@ class WriteHandle(io.BufferedIOBase):
     def write(self, data: Any) -> int:
         if self.closed:
             raise ValueError("write to a closed anystore handle")
-        return self._target.write(data)
+        try:
+            return self._target.write(data)
+        except BaseException as error:
+            # Part of the data may be gone (an upload part, a chunk): this handle can no longer
+            # publish a whole value, whatever the caller does with the error.
+            self._failed = error
+            raise
 
     def flush(self) -> None:
         if not self._done:
-            self._target.flush()
+            try:
+                self._target.flush()
+            except BaseException as error:
+                self._failed = error
+                raise
 
     def close(self) -> None:
         """Publish the written value (atomically) and close the handle."""
         if self._done:
             return
+        failed = self._failed
+        if failed is not None:
+            self.discard()
+            raise _not_published(failed)
         self._done = True
         try:
             self._commit(self._target)
@@ -69,6 +87,7 @@ class WriteHandle(io.BufferedIOBase):
     def discard(self) -> None:
         """Drop everything written so far; the stored value (if any) is left untouched."""
         if not self._done:
+            self._failed = None  # dropping is what a failed write calls for: nothing to raise
             self._commit, self._abort = self._abort, _leave
             self.close()
 
@@ -80,10 +99,29 @@ class WriteHandle(io.BufferedIOBase):
 
     def __del__(self) -> None:
         # A handle that is garbage-collected unclosed was abandoned: never publish half a value.
+        # At interpreter exit nothing is published either, but the abort is left out: a backend's
+        # client thread may already be stopped, and an abort waiting for it would hang the exit
+        # (what an abandoned write leaves, `Store.cleanup()` removes).
+        if sys.is_finalizing():
+            return
         try:
             self.discard()
         except Exception:
             pass
+
+
+def _not_published(error: BaseException) -> AnystoreError:
+    """What closing a handle after a failed write raises (the failure's type where it is ours)."""
+    kind = type(error) if isinstance(error, AnystoreError) else AnystoreError
+    try:
+        refusal = kind(
+            f"Nothing was published: an earlier write to this handle failed ({error}); the "
+            "stored value, if any, is unchanged. Write the value again."
+        )
+    except Exception:  # an error class with another constructor
+        refusal = AnystoreError(f"Nothing was published: an earlier write failed ({error})")
+    refusal.__cause__ = error
+    return refusal
 
 
 def _leave(_: IO[bytes]) -> None:
