@@ -8,7 +8,8 @@ Values sit in one flat dict (a get is one lookup). A folder index beside it (fol
 and subfolders) lets a listing visit only the folders below its prefix, copying one folder's names
 at a time, instead of copying every key of the namespace per call. The index is built by the first
 listing that needs it (one with a prefix, or on a child store) and kept from then on: until then a
-write or delete of a key costs only the dict, and listing everything copies the key list once.
+write or delete of a key costs only the dict. Building it holds the namespace's lock for about
+0.45 s per million keys; listing everything copies the key list once and needs no index.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
+from itertools import chain
 from typing import IO
 
 from anystore.backend import Backend, BackendStat
@@ -201,13 +203,16 @@ class MemoryBackend(Backend):
         )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        namespace = self._namespace
-        if not prefix and not self._prefix and namespace.folders is None:
-            # Everything, and no index yet: one copy of the key list (no index is built for it).
-            with self._lock:
-                keys = list(self._entries)
-            return self._live_keys(keys, 0) if namespace.expiring else iter(keys)
+        if not prefix and not self._prefix:
+            # Everything: one copy of the key list (no index needed), taken lazily at the first
+            # next() and then iterated in C, without a generator frame per key.
+            return chain.from_iterable(map(self._everything, (None,)))
         return self._walk(prefix)
+
+    def _everything(self, _: None) -> Iterator[str]:
+        with self._lock:
+            keys = list(self._entries)
+        return self._live_keys(keys, 0) if self._namespace.expiring else iter(keys)
 
     def _live_keys(self, keys: list[str], start: int) -> Iterator[str]:
         entries, now = self._entries, time.time()
