@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -37,11 +38,13 @@ def _set_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _start_moto(port: int) -> subprocess.Popen[bytes] | None:
-    """moto's server in a process of its own on `port`, or None if it exited (port taken)."""
+    """moto's server (with atomic writes: atomic_moto.py) in a process of its own on `port`, or
+    None if it exited (port taken)."""
     # A process of its own, not moto's in-process thread: the server then neither shares the
     # tests' GIL nor waits on it, which made every request several times slower.
+    server = str(Path(__file__).with_name("atomic_moto.py"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
