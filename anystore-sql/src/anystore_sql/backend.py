@@ -42,7 +42,7 @@ T = TypeVar("T")
 PAGE = 1000
 # Expired rows are purged lazily on writes, at most this often (seconds) per store, a page of at
 # most PURGE_PAGE rows (oldest expiry first) at a time, so that no write pays for a table-wide
-# sweep; a full page means more are waiting: the next sweep runs PURGE_AGAIN seconds later.
+# sweep; a full page means more are waiting: the next sweep runs PURGE_AGAIN seconds after it.
 PURGE_INTERVAL = 60.0
 PURGE_PAGE = PAGE
 PURGE_AGAIN = 1.0
@@ -153,7 +153,9 @@ class SqlBackend(Streams, Sessions, Backend):
         # Set first: a sweep that fails is not tried again by every following write.
         self._next_purge = now + PURGE_INTERVAL
         if self._purge_page() >= PURGE_PAGE:
-            self._next_purge = now + PURGE_AGAIN
+            # From the sweep's end: on a busy server a sweep may take most of a second, and the
+            # writes right after it should not each pay for the next one.
+            self._next_purge = time.time() + PURGE_AGAIN
 
     def _purge_page(self) -> int:
         """Delete up to PURGE_PAGE expired rows (and their chunks), the oldest expiry first;

@@ -35,9 +35,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.exc import DBAPIError
 
 from anystore.exceptions import ConcurrentModification
+from anystore_sql import errors
 from anystore_sql.schema import CHUNK_BYTES, INLINE_MAX
 
 # Chunk rows (MiB) a handle reading sequentially fetches per query, at most. Few on purpose:
@@ -325,12 +325,4 @@ class ChunkRows:
         try:
             yield
         except error_type as error:
-            disconnect: Any = self.dialect.is_disconnect
-            raise DBAPIError.instance(
-                sql,
-                params,
-                error,
-                error_type,
-                connection_invalidated=bool(disconnect(error, driver, None)),
-                dialect=self.dialect,
-            ) from None
+            raise errors.from_driver(self.dialect, error, sql, params, driver) from None

@@ -14,9 +14,10 @@ import random
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from anystore.clients import Translated
@@ -34,6 +35,27 @@ _RETRY_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 _RETRY_CODES = {1213, 1020}  # ER_LOCK_DEADLOCK, ER_CHECKREAD (record changed since last read)
 # Seconds of the first backoff; doubled per attempt, with jitter.
 BACKOFF = 0.005
+
+
+def from_driver(
+    dialect: Dialect,
+    error: Exception,
+    sql: str | None,
+    params: Any,
+    connection: Any = None,
+    cursor: Any = None,
+) -> StatementError:
+    """A driver's error wrapped as SQLAlchemy wraps it (a lost connection marked as one), for
+    the code that calls the driver directly: `run` then retries or translates it as any other."""
+    check: Any = dialect.is_disconnect
+    return DBAPIError.instance(
+        sql,
+        params,
+        error,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=bool(check(error, connection, cursor)),
+        dialect=dialect,
+    )
 
 
 def _contention(error: DBAPIError) -> bool:

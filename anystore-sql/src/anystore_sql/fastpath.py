@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from anystore_sql import errors, watchdog
@@ -293,14 +292,8 @@ class FastPath:
                 cursor.execute(commit)
             return result
         except self._driver_error as error:
-            raise DBAPIError.instance(
-                calls[-1][0],
-                calls[-1][1],
-                error,
-                self._driver_error,
-                connection_invalidated=self._disconnect(error, held.driver, cursor),
-                dialect=self.dialect,
-            ) from None
+            sql, args = calls[-1]
+            raise errors.from_driver(self.dialect, error, sql, args, held.driver, cursor) from None
 
     def _discard(self, held: Held, error: BaseException) -> None:
         # Whatever failed (a transaction may be open), this connection is thrown away; after a
@@ -314,19 +307,7 @@ class FastPath:
         try:
             return self.idle.take()
         except self._driver_error as error:
-            disconnect = self._disconnect(error, None, None)
-            raise DBAPIError.instance(
-                None,
-                None,
-                error,
-                self._driver_error,
-                connection_invalidated=disconnect,
-                dialect=self.dialect,
-            ) from None
-
-    def _disconnect(self, error: Exception, connection: Any, cursor: Any) -> bool:
-        check: Any = self.dialect.is_disconnect
-        return bool(check(error, connection, cursor))
+            raise errors.from_driver(self.dialect, error, None, None) from None
 
     def _deadline(self, held: Held) -> AbstractContextManager[Any]:
         if held.fd is None:
