@@ -2,7 +2,8 @@
 
 These are the rules that keep data whole whatever the backend: a read handle sees one version,
 handles seek, a folder is not a value, keys are literal names, declared key limits hold, and
-concurrent batch writers never fail on each other. Each test uses the public API only.
+concurrent batch writers never fail on each other, a streamed write that failed publishes
+nothing. Each test uses the public API only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from anystore.exceptions import ConcurrentModification, DoesNotExist, InvalidKey, InvalidOption
+from anystore.exceptions import (
+    AnystoreError,
+    ConcurrentModification,
+    DoesNotExist,
+    InvalidKey,
+    InvalidOption,
+)
 from anystore.store import Store
 
 
@@ -266,6 +273,20 @@ class GuaranteeTests:
         assert opposite_order_writers(store, keys, rounds=8, deleted=10) == []
         store.put_many([(key, 3) for key in keys])
         assert store.get_many(keys) == dict.fromkeys(keys, 3)
+
+    # -- streamed writes ---------------------------------------------------------------------
+
+    def test_a_streamed_write_that_failed_publishes_nothing(self, store: Store) -> None:
+        store.put("k", b"old")
+        handle = store.open("k", "wb")
+        handle.write(b"new, ")
+        with pytest.raises(TypeError):
+            handle.write(object())  # fails inside the backend's handle, after bytes went in
+        handle.write(b"and more")  # the caller caught the error and went on
+        with pytest.raises(AnystoreError, match="Nothing was published"):
+            handle.close()
+        assert store.get("k", serialization_mode="raw") == b"old"
+        assert sorted(store.iterate_keys()) == ["k"]
 
     # -- crash leftovers ---------------------------------------------------------------------
 
