@@ -281,7 +281,8 @@ class GuaranteeTests:
         handle = store.open("k", "wb")
         handle.write(b"new, ")
         with pytest.raises(TypeError):
-            handle.write(object())  # fails inside the backend's handle, after bytes went in
+            # Fails inside the backend's handle, after bytes went in.
+            handle.write(object())  # type: ignore[call-overload]
         handle.write(b"and more")  # the caller caught the error and went on
         with pytest.raises(AnystoreError, match="Nothing was published"):
             handle.close()
