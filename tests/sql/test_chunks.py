@@ -199,6 +199,30 @@ def test_sqlite_files_read_chunks_with_blob_io(
     store.close()
 
 
+def test_postgresql_whole_value_reads_take_binary_results(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database.startswith("postgresql"):
+        pytest.skip("binary results are psycopg's")
+    sent: list[str] = []
+    original = ChunkRows._binary
+
+    def counted(self: ChunkRows, connection: Any, sql: str, params: dict[str, Any]) -> list[Any]:
+        sent.append(sql)
+        return original(self, connection, sql, params)
+
+    monkeypatch.setattr(ChunkRows, "_binary", counted)
+    store = get_store(database)
+    data = _data(2 * MIB + 3, 8)
+    store.put("big", data)
+    # get, get_many and pop join every chunk row from one binary query (bytea as hex text
+    # cost twice the transfer and a decoding pass).
+    assert store.get("big", serialization_mode="raw") == data
+    assert store.get_many(["big"], serialization_mode="raw") == {"big": data}
+    assert store.pop("big", serialization_mode="raw") == data
+    assert len(sent) == 3 and all("ORDER BY" in sql for sql in sent), sent
+
+
 def test_small_put_and_get_are_one_statement(counted: tuple[Store, Statements]) -> None:
     store, statements = counted
     store.put("small", b"v" * 1000)

@@ -336,7 +336,7 @@ class SqlBackend(Streams, Sessions, Backend):
                 connection.execute(delete(t).where(t.c.key == full))
             value, expires, size = found
             if size is not None:
-                value = read_all(connection, self._chunked, full, bytes(value), int(size))
+                value = read_all(connection, self._chunk_rows, full, bytes(value), int(size))
                 connection.execute(self._chunked.clear, {"k": full})
             if expires is not None and expires <= now:
                 return None

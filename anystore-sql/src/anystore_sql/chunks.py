@@ -145,16 +145,13 @@ def write_chunks(
     return size
 
 
-def read_all(
-    connection: Connection, statements: ChunkStatements, full: str, token: bytes, size: int
-) -> bytes:
+def read_all(connection: Connection, rows: ChunkRows, full: str, token: bytes, size: int) -> bytes:
     """The whole chunked value of version `token`, `size` bytes.
 
     Raises `ConcurrentModification` when its rows do not add up to `size` (they are gone, or a
     writer that does not know chunks overwrote the row; see the README on migration).
     """
-    rows = connection.execute(statements.all_chunks, {"k": full, "t": token})
-    data = b"".join(bytes(row[0]) for row in rows)
+    data = b"".join(bytes(row[0]) for row in rows.all(connection, {"k": full, "t": token}))
     if len(data) != size:
         raise ConcurrentModification(
             f"The chunks of {full!r} hold {len(data)} bytes, its row says {size}: the value "
@@ -267,12 +264,14 @@ class ChunkRows:
         self, statements: ChunkStatements, dialect: Dialect, direct: Callable[[], bool]
     ) -> None:
         self.statement = statements.chunk_rows
+        self.all_statement = statements.all_chunks
         self.rowid_statement = statements.chunk_rowids
         self.chunks = statements.chunks_name
         self.dialect = dialect
         self.direct = direct
         self.binary = dialect.name == "postgresql" and dialect.driver == "psycopg"
         self.sql = str(self.statement.compile(dialect=dialect)) if self.binary else ""
+        self.all_sql = str(self.all_statement.compile(dialect=dialect)) if self.binary else ""
         self._blobs = dialect.driver == "pysqlite" and hasattr(
             dialect.loaded_dbapi.Connection, "blobopen"
         )
@@ -290,8 +289,15 @@ class ChunkRows:
 
     def __call__(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
         if self.binary and self.direct():
-            return self._binary(connection, params)
+            return self._binary(connection, self.sql, params)
         return list(connection.execute(self.statement, params))
+
+    def all(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
+        """The `(data,)` rows of every chunk of one version (`ChunkStatements.all_chunks`), in
+        order: what a whole-value read (`get`, `pop`) joins."""
+        if self.binary and self.direct():
+            return self._binary(connection, self.all_sql, params)
+        return list(connection.execute(self.all_statement, params))
 
     def rowids(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
         """The `(seq, rowid)` rows of the chunk rows `chunk_rows` would select (SQLite)."""
@@ -308,12 +314,12 @@ class ChunkRows:
                 blob.seek(low)
             return bytes(blob.read(high - low))
 
-    def _binary(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
+    def _binary(self, connection: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
         driver: Any = connection.connection.driver_connection
         # The connection's snapshot transaction is open (SQLAlchemy began it, the head query
         # ran in it): the driver's cursor reads in the same one.
-        with self._translated(driver, self.sql, params), driver.cursor(binary=True) as cursor:
-            cursor.execute(self.sql, params)
+        with self._translated(driver, sql, params), driver.cursor(binary=True) as cursor:
+            cursor.execute(sql, params)
             rows: list[Any] = cursor.fetchall()
         return rows  # the cursor is closed: the driver's copy of the result is freed
 

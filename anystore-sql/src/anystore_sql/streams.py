@@ -64,7 +64,7 @@ class Streams(Sessions):
                     size, _, value, _ = head
                     if size is None:
                         return bytes(value) if value is not None else self._whole(session, full)
-                    return read_all(session, self._chunked, full, bytes(value), int(size))
+                    return read_all(session, self._chunk_rows, full, bytes(value), int(size))
             finally:
                 self._end(connection)
 
