@@ -122,6 +122,30 @@ def test_a_write_purges_one_page_of_expired_rows_and_later_writes_the_rest(
     assert _rows(store) == 6
 
 
+def test_a_purge_page_counts_the_chunk_rows_of_large_values(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anystore_sql import backend as sql_backend
+    from anystore_sql.schema import CHUNK_BYTES
+
+    store = get_store(database)
+    backend: Any = store.backend
+    backend._next_purge = float("inf")
+    big = b"x" * (2 * CHUNK_BYTES + 1)  # its row and 3 chunk rows
+    store.put_many({"a": big, "b": big, "c": big}, ttl=0.2)
+    store.put_many({f"s{i}": i for i in range(3)}, ttl=0.4)
+    time.sleep(0.5)
+    # A page of 10 rows holds two large values (8 rows), not the third (12 > 10).
+    monkeypatch.setattr(sql_backend, "PURGE_PAGE", 10)
+    assert backend._purge_page() is True  # full: more are waiting
+    assert _rows(store) == 1 + 3
+    assert backend._purge_page() is False  # "c" (4 rows), then the small ones: 7 of 10
+    assert _rows(store) == 0
+    with backend.engine.connect() as connection:
+        chunks = connection.execute(text(f"SELECT COUNT(*) FROM {backend.table.name}_chunks"))
+        assert chunks.scalar_one() == 0
+
+
 def test_purge_expired_is_the_full_sweep(database: str) -> None:
     from anystore_sql.backend import PURGE_PAGE
 

@@ -31,7 +31,7 @@ from anystore_sql import statements
 from anystore_sql.chunks import ChunkRows, ChunkStatements, read_all
 from anystore_sql.engines import acquire, parse_uri, release
 from anystore_sql.fastpath import FastPath, Statement
-from anystore_sql.schema import INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
+from anystore_sql.schema import CHUNK_BYTES, INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
 from anystore_sql.sessions import Sessions
 from anystore_sql.settings import SqlSettings
 from anystore_sql.streams import Streams
@@ -41,8 +41,9 @@ T = TypeVar("T")
 # Keys per page when listing, per IN (...) when reading or deleting many.
 PAGE = 1000
 # Expired rows are purged lazily on writes, at most this often (seconds) per store, a page of at
-# most PURGE_PAGE rows (oldest expiry first) at a time, so that no write pays for a table-wide
-# sweep; a full page means more are waiting: the next sweep runs PURGE_AGAIN seconds after it.
+# most PURGE_PAGE rows (oldest expiry first; a chunked value counts its chunk rows too) at a time,
+# so that no write pays for a table-wide sweep; a full page means more are waiting: the next
+# sweep runs PURGE_AGAIN seconds after it.
 PURGE_INTERVAL = 60.0
 PURGE_PAGE = PAGE
 PURGE_AGAIN = 1.0
@@ -152,25 +153,37 @@ class SqlBackend(Streams, Sessions, Backend):
             return
         # Set first: a sweep that fails is not tried again by every following write.
         self._next_purge = now + PURGE_INTERVAL
-        if self._purge_page() >= PURGE_PAGE:
+        if self._purge_page():
             # From the sweep's end: on a busy server a sweep may take most of a second, and the
             # writes right after it should not each pay for the next one.
             self._next_purge = time.time() + PURGE_AGAIN
 
-    def _purge_page(self) -> int:
-        """Delete up to PURGE_PAGE expired rows (and their chunks), the oldest expiry first;
-        return how many."""
+    def _purge_page(self) -> bool:
+        """Delete the expired values (and their chunks) of one page of at most PURGE_PAGE rows,
+        the oldest expiry first; return whether the page was full (more may be waiting)."""
         t = self.table
         # Through the expires_at index: a page of entries, however many rows have expired.
-        oldest = select(t.c.key).where(self._expired).order_by(t.c.expires_at).limit(PURGE_PAGE)
+        oldest = (
+            select(t.c.key, t.c.size)
+            .where(self._expired)
+            .order_by(t.c.expires_at)
+            .limit(PURGE_PAGE)
+        )
 
-        def work(connection: Connection, watch: Deadline) -> int:
+        def work(connection: Connection, watch: Deadline) -> bool:
             params = {"now": time.time()}
-            page = [row[0] for row in connection.execute(oldest, params)]
-            if not page:
-                return 0
-            watch.renew()
-            return self._delete_expired(connection, watch, page, params)
+            page: list[str] = []
+            rows = 0
+            for key, size in list(connection.execute(oldest, params)):
+                # 1,000 expired values of 200 MB are 200,000 chunk rows: not one write's work.
+                rows += 1 if size is None else 1 + -(-int(size) // CHUNK_BYTES)
+                if page and rows > PURGE_PAGE:
+                    break
+                page.append(key)
+            if page:
+                watch.renew()
+                self._delete_expired(connection, watch, page, params)
+            return rows >= PURGE_PAGE
 
         return self._transaction(work)
 
