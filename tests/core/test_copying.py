@@ -65,3 +65,22 @@ def test_large_value_streams(tmp_path: Path):
     assert source.copy_to(target).copied == ["big"]
     assert target.checksum("big") == source.checksum("big")
     assert source.copy_to(target).skipped == ["big"]
+
+
+def test_overwrite_replaces_a_large_value_of_the_same_size(tmp_path: Path) -> None:
+    # Over 16 MiB values are compared by size alone, unless overwrite asks for the truth.
+    mib = 1024 * 1024
+    source = get_store(str(tmp_path / "src"))
+    target = get_store(str(tmp_path / "dst"))
+    data = bytes(range(256)) * (17 * mib // 256)
+    source.put("big", data, serialization_mode="raw")
+    source.put("same", data, serialization_mode="raw")
+    assert len(source.copy_to(target).copied) == 2
+    changed = bytearray(data)
+    changed[3 * mib + 100] ^= 0xFF  # one byte, deep in the fourth chunk
+    source.put("big", bytes(changed), serialization_mode="raw")
+    report = source.copy_to(target)  # without overwrite: same size passes as the same
+    assert sorted(report.skipped) == ["big", "same"] and not report.copied
+    report = source.copy_to(target, overwrite=True)
+    assert (report.copied, report.skipped) == (["big"], ["same"])
+    assert target.get("big", serialization_mode="raw") == bytes(changed)

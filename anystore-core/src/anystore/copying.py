@@ -7,10 +7,11 @@ already match are skipped.
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from anystore.exceptions import ConcurrentModification
 from anystore.io import CHUNK_SIZE
@@ -39,8 +40,9 @@ class CopyReport:
         return f"{len(self.copied)} copied, {len(self.skipped)} skipped, {len(self.kept)} kept"
 
 
-def _same(source: Store, target: Store, key: str) -> bool | None:
-    """None if `key` is missing in target, else whether both sides hold the same bytes."""
+def _same(source: Store, target: Store, key: str, overwrite: bool) -> bool | None:
+    """None if `key` is missing in target, else whether both sides hold the same bytes (by
+    size alone for a value over CHECKSUM_LIMIT, unless `overwrite` asks for the truth)."""
     theirs = target.info(key, raise_on_nonexist=False)
     if theirs is None:
         return None
@@ -48,10 +50,36 @@ def _same(source: Store, target: Store, key: str) -> bool | None:
     if ours is None or ours.size != theirs.size:
         return False
     if ours.size > CHECKSUM_LIMIT:
-        return True
+        # Replacing a value is what overwrite promises, so a changed value of the same size
+        # must not pass as the same: compare the bytes, which stops at the first difference.
+        return _same_bytes(source, target, key) if overwrite else True
     return source.checksum(key, raise_on_nonexist=False) == target.checksum(
         key, raise_on_nonexist=False
     )
+
+
+def _same_bytes(source: Store, target: Store, key: str) -> bool:
+    """Whether both sides hold the same bytes at `key`, read side by side in chunks."""
+    ours = source.open(key, "rb", raise_on_nonexist=False)
+    theirs = target.open(key, "rb", raise_on_nonexist=False)
+    with ours or io.BytesIO(), theirs or io.BytesIO():
+        if ours is None or theirs is None:
+            return False
+        while True:
+            chunk = _read_full(ours, CHUNK_SIZE)
+            if chunk != _read_full(theirs, CHUNK_SIZE):
+                return False
+            if not chunk:
+                return True
+
+
+def _read_full(handle: IO[bytes], size: int) -> bytes:
+    """`size` bytes from `handle`, fewer only at its end (a read may return less)."""
+    parts: list[bytes] = []
+    while size > 0 and (part := handle.read(size)):
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
 
 
 def _copy_value(source: Store, target: Store, key: str) -> bool:
@@ -84,7 +112,8 @@ def copy(
     """Copy the keys of `source` (optionally under `prefix` / matching `glob`) to `target`.
 
     Values stream in 1 MiB chunks (bounded memory). A key that already holds the same bytes in
-    `target` is skipped; one that holds other bytes is replaced only with `overwrite=True`.
+    `target` is skipped (over 16 MiB: the same size, unless `overwrite`, which compares the
+    bytes); one that holds other bytes is replaced only with `overwrite=True`.
     `progress(key, outcome)` is called after each key ("copied", "skipped" or "kept"). A value
     that is rewritten while it is copied is read again (a target never gets a value made of two
     versions). Raises what the stores raise, `ConcurrentModification` when a key kept changing;
@@ -92,7 +121,7 @@ def copy(
     """
     report = CopyReport()
     for key in source.iterate_keys(prefix=prefix, glob=glob):
-        same = _same(source, target, key)
+        same = _same(source, target, key, overwrite)
         if same:
             outcome = "skipped"
         elif same is False and not overwrite:
