@@ -7,7 +7,6 @@ bytes. Each method takes its options per call too; the call wins over the store'
 
 from __future__ import annotations
 
-import inspect
 import io
 import os
 import threading
@@ -768,14 +767,10 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
 
 
 def _open_backend(registration: Registration, uri: str, backend_options: dict[str, Any]) -> Backend:
+    from anystore.backend_options import checked_options
+
     factory = registration.load()
-    try:
-        # Check the options against the factory's signature first: a TypeError raised inside
-        # the backend is a bug to see, not a bad option.
-        inspect.signature(factory).bind(uri, **backend_options)
-    except TypeError as error:
-        raise InvalidOption(f"Bad option for the backend of {mask_uri(uri)}: {error}") from None
-    return _checked(registration, factory(uri, **backend_options))
+    return _checked(registration, factory(uri, **checked_options(factory, uri, backend_options)))
 
 
 def _checked(registration: Registration, backend: Any) -> Backend:
