@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import pytest
 from anystore import get_store
 from anystore.backends.memory import MemoryBackend
 from anystore.cli import main
-from anystore.exceptions import BackendNotFound, PluginError, PluginWarning
+from anystore.exceptions import BackendNotFound, InvalidOption, PluginError, PluginWarning
 from anystore.plugins import installed_plugins, reset_plugins
 
 
@@ -258,3 +259,46 @@ def test_the_foreign_anystore_distribution_is_named(
     with pytest.raises(PluginError, match=r"anystore 1\.5\.5 \(a different project") as error:
         get_store("memory://")
     assert "pip uninstall anystore" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("uri", "meant"),
+    [
+        ("redis:/localhost/0", "redis://localhost/0"),
+        ("s3:bucket/x", "s3://bucket/x"),
+        ("memory:", "memory://"),
+        ("file:/tmp/x", "file:///tmp/x"),
+        ("gzip::memory:/x", "memory://x"),
+    ],
+)
+def test_a_uri_with_its_slashes_missing_is_refused(
+    uri: str, meant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to open (and create) a local folder named after the scheme.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidOption, match=f"write {re.escape(meant)}"):
+        get_store(uri)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("uri", ["", "   ", " ./data", "data\n"])
+def test_a_blank_or_padded_uri_is_refused(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if uri == "":
+        assert get_store(uri).uri == ".anystore"  # empty means the default, as None does
+        return
+    with pytest.raises(InvalidOption, match="whitespace"):
+        get_store(uri)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["notes:2024", "./redis:/x", "c:/x", "data"])
+def test_paths_with_colons_that_name_no_scheme_stay_paths(
+    path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = get_store(path)
+    store.put("k", 1)
+    assert (tmp_path / path / "k").exists()

@@ -18,7 +18,7 @@ import pluggy
 
 from anystore import hookspecs
 from anystore.discovery import find_installed
-from anystore.exceptions import BackendNotFound, PluginError
+from anystore.exceptions import BackendNotFound, InvalidOption, PluginError
 
 BUILTIN_PLUGIN = "builtin"
 # What a layer may be called (and what counts as a layer in `name::uri`).
@@ -327,9 +327,12 @@ def uri_scheme(uri: str) -> str:
 
 
 def find_backend(uri: str) -> Registration:
-    """Return the registration serving `uri`'s scheme, or raise `BackendNotFound`."""
+    """Return the registration serving `uri`'s scheme, or raise `BackendNotFound` (a scheme no
+    plugin serves) or `InvalidOption` (a mistyped URI that would open a local folder)."""
     scheme = uri_scheme(uri)
     schemes = _registry.schemes
+    if scheme == "file" and "://" not in uri:
+        _refuse_mistyped(uri)
     registration = schemes.get(scheme) or schemes.get(scheme.partition("+")[0])
     if registration is not None:
         return registration
@@ -346,6 +349,32 @@ def find_backend(uri: str) -> Registration:
     broken = [info for info in _registry.plugins.values() if info.error]
     note = "".join(f"; {_describe(info)} failed to load: {info.error}" for info in broken)
     raise BackendNotFound(f"No backend serves {scheme}:// (installed schemes: {served}){note}")
+
+
+# `redis:/host`, `s3:bucket`, `memory:`: a scheme whose `//` went missing.
+_SCHEME_TYPO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
+
+
+def _refuse_mistyped(path: str) -> None:
+    """Refuse a local path that is most likely a mistyped URI: it would quietly open (and
+    create) a folder in the working directory instead of the store that was meant."""
+    if not path.strip() or path != path.strip():
+        raise InvalidOption(
+            f"The store URI {path!r} is blank or starts or ends with whitespace; for a folder "
+            "whose name really does, write it as a path (./' name ')"
+        )
+    match = _SCHEME_TYPO.match(path)
+    if match is None:
+        return
+    scheme = match.group(1).lower()
+    base = scheme.partition("+")[0]
+    if base in _registry.schemes or base in KNOWN_DISTRIBUTIONS or _fsspec_knows(base):
+        rest = path[match.end() :]
+        rest = rest if base in ("file", "local") else rest.lstrip("/")  # file:/x is file:///x
+        raise InvalidOption(
+            f"The store URI {path!r} looks like a {scheme}:// URI with its // missing: write "
+            f"{scheme}://{rest}. For a local folder of that name, write ./{path}"
+        )
 
 
 def split_layers(uri: str) -> tuple[list[str], str]:
