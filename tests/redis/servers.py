@@ -63,9 +63,11 @@ def start_redis(port: int, *extra: str) -> PrivateRedis:
     command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     command += ["--appendonly", "no", *extra]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    # No retries with backoff inside ping: this loop is the retry, and it ends in 5 s.
+    # No retries with backoff inside ping: this loop is the retry, and it ends in 60 s (a loaded
+    # machine may take seconds to start a process), as the other private servers' do.
     probe = redis.Redis(port=port, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    for _ in range(100):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"a private redis-server exited at once ({process.returncode}): {command}")
         try:

@@ -4,7 +4,6 @@ streaming writes take any bytes-like chunks."""
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ import redis
 from anystore import get_store
 from anystore.exceptions import ConcurrentModification
 from anystore.store import Store
+from anystore.testing import ExpiryClock, with_growing_ttls
 from tests.redis.servers import HOST, PORT
 
 MIB = 1 << 20
@@ -76,12 +76,23 @@ def test_a_change_mid_read_raises_on_the_next_read(store: Store, change: str) ->
 
 
 def test_an_expiry_mid_read_raises(store: Store) -> None:
-    store.put("k", b"A" * (3 * MIB), ttl=0.3)
-    with store.open("k", "rb") as handle:
-        assert handle.read(MIB) == b"A" * MIB
-        time.sleep(0.4)
-        with pytest.raises(ConcurrentModification):
-            handle.read(MIB)
+    def attempt(ttl: float) -> None:
+        clock = ExpiryClock(ttl)
+        store.put("k", b"A" * (3 * MIB), ttl=ttl)
+        clock.wrote()
+        handle = None
+        try:
+            with clock.before_expiry():  # opened and first read while the value still lived
+                handle = store.open("k", "rb")
+                assert handle.read(MIB) == b"A" * MIB
+            clock.wait_out()
+            with pytest.raises(ConcurrentModification):
+                handle.read(MIB)
+        finally:
+            if handle is not None:
+                handle.close()
+
+    with_growing_ttls(store, attempt)
 
 
 def test_a_handle_reads_its_version_whole_and_a_new_one_sees_the_next(store: Store) -> None:

@@ -203,14 +203,13 @@ def test_listeners_see_every_read(store: Store) -> None:
 def test_held_connections_leave_room_for_other_work(database: str) -> None:
     if database.startswith("sqlite://?"):
         pytest.skip("in-memory SQLite has one static connection")
+    # Were the connection not handed back, the pool would raise its TimeoutError after 3 s.
     with get_store(database, pool_size=1, max_overflow=0, pool_timeout=3) as store:
         store.put("k", 1)
         assert store.get("k") == 1  # the fast path now holds the pool's only connection
-        start = time.monotonic()
         store.put("k", 2)  # a write transaction needs it
         with store.open("k", "rb") as handle:  # and a snapshot
             handle.read()
-        assert time.monotonic() - start < 2
         assert store.get("k") == 2
 
 

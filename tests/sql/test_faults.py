@@ -20,6 +20,7 @@ from anystore_sql.schema import KEY_LIMITS
 from tests.sql.servers import PrivateServer, start_mariadb, start_postgres
 
 TIMEOUT = 1.5  # operation_timeout of the stall tests, seconds
+SLACK = 4.0  # for a loaded machine; the default operation_timeout (30 s) would take far longer
 CONNECT = 2  # connect_timeout (libpq's least)
 
 
@@ -42,18 +43,20 @@ def _fails_fast(call: Callable[[], Any], within: float) -> float:
 
 def test_a_stalled_server_is_unavailable_within_the_timeouts(private: PrivateServer) -> None:
     uri = f"{private.url}?table=stall"
+    # The setup (CREATE TABLE, 3 MiB in) under the default timeout: a loaded machine may take
+    # more than the short one for it before anything stalls.
+    get_store(uri, connect_timeout=CONNECT).put("k", b"v" * (3 * 1024 * 1024))
     store = get_store(uri, operation_timeout=TIMEOUT, connect_timeout=CONNECT)
-    store.put("k", b"v" * (3 * 1024 * 1024))
     handle = store.open("k", "rb")
     handle.read(1024 * 1024)
     private.stall()
     try:
-        _fails_fast(handle.read, TIMEOUT + 1.5)  # a held snapshot connection
-        _fails_fast(lambda: store.get("k"), CONNECT + TIMEOUT + 1.5)  # pooled or new
-        _fails_fast(lambda: store.put("j", 1), CONNECT + TIMEOUT + 1.5)
+        _fails_fast(handle.read, TIMEOUT + SLACK)  # a held snapshot connection
+        _fails_fast(lambda: store.get("k"), CONNECT + TIMEOUT + SLACK)  # pooled or new
+        _fails_fast(lambda: store.put("j", 1), CONNECT + TIMEOUT + SLACK)
         other = f"{private.url}?table=stall_other"  # a new table: get_store checks it
         _fails_fast(lambda: get_store(other, connect_timeout=CONNECT, operation_timeout=TIMEOUT),
-                    CONNECT + TIMEOUT + 1.5)  # fmt: skip
+                    CONNECT + TIMEOUT + SLACK)  # fmt: skip
     finally:
         private.resume()
         handle.close()

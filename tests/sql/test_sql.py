@@ -75,6 +75,8 @@ def test_bad_table_names(table: str) -> None:
 
 def test_expired_rows_are_invisible_and_purged(database: str) -> None:
     store = get_store(database)
+    # No sweep on these writes: on a slow machine the first one's could already take "gone".
+    store.backend._next_purge = float("inf")  # type: ignore[attr-defined]
     store.put("gone", 1, ttl=0.5)
     store.put("kept", 1)
     time.sleep(0.7)
@@ -176,7 +178,7 @@ def test_a_value_rewritten_during_the_sweep_is_kept(database: str) -> None:
 
     event.listen(backend.engine, "before_cursor_execute", rewrite)
     try:
-        assert backend._purge_page() == 1
+        assert backend._purge_page() is False  # 2 rows of a page of 1000: not full
     finally:
         event.remove(backend.engine, "before_cursor_execute", rewrite)
     assert rewritten
