@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from anystore import Store, get_store
 from anystore.backends.fsspec import FsspecBackend
 from anystore.decorators import anycache, default_key
-from anystore.exceptions import InvalidOption, NotSupported
+from anystore.exceptions import InvalidOption, NotSupported, SerializationError
 
 
 def sample(*args: object, **kwargs: object) -> None:
@@ -123,3 +126,113 @@ def test_lock_option_needs_a_store_that_can_lock():
 
     with pytest.raises(NotSupported, match="cannot create a key atomically"):
         nothing()
+
+
+class Item(BaseModel):
+    """The model of the `model=` tests."""
+
+    name: str
+    count: int = 0
+
+
+# How anycache wraps a function: sync or async, with or without the store lock.
+VARIANTS = ["sync", "async", "sync-lock", "async-lock"]
+
+
+def cached(
+    store: Store, variant: str, result: Callable[[int], Any], calls: list[int], **options: Any
+) -> Callable[[int], Any]:
+    """`result` under anycache (keys `item/<x>`) in `variant`, as a plain function to call."""
+    lock = variant.endswith("-lock")
+    if variant.startswith("async"):
+
+        @anycache(store=store, key_func=lambda x: f"item/{x}", lock=lock, **options)
+        async def compute_async(x: int) -> Any:
+            calls.append(x)
+            return result(x)
+
+        return lambda x: asyncio.run(compute_async(x))
+
+    @anycache(store=store, key_func=lambda x: f"item/{x}", lock=lock, **options)
+    def compute(x: int) -> Any:
+        calls.append(x)
+        return result(x)
+
+    return compute
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_model_result_that_does_not_validate_is_not_cached(tmp_path: Path, variant: str) -> None:
+    store = get_store(str(tmp_path))
+    calls: list[int] = []
+    bad = cached(store, variant, lambda x: {"b": x}, calls, model=Item)
+
+    for _ in range(2):  # the key is not poisoned: the second call computes and fails alike
+        with pytest.raises(SerializationError) as raised:
+            bad(1)
+        message = str(raised.value)
+        assert "compute" in message and "'item/1'" in message and "Item" in message
+        assert "nothing was cached" in message
+    assert calls == [1, 1]
+    assert not store.exists("item/1")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_model_first_call_returns_what_a_hit_returns(tmp_path: Path, variant: str) -> None:
+    store = get_store(str(tmp_path))
+    calls: list[int] = []
+    make = cached(store, variant, lambda x: {"name": str(x)}, calls, model=Item)
+
+    first = make(1)
+    assert type(first) is Item and first == Item(name="1", count=0)
+    assert make(1) == first and calls == [1]
+
+
+def test_model_of_the_store_is_checked_too(tmp_path: Path) -> None:
+    store = get_store(str(tmp_path), model=Item)  # get() applies it, so the write must as well
+    calls: list[int] = []
+    bad = cached(store, "sync", lambda x: {"b": x}, calls)
+
+    with pytest.raises(SerializationError, match="nothing was cached"):
+        bad(1)
+    assert not store.exists("item/1")
+
+
+def test_model_check_reads_back_as_the_store_does(tmp_path: Path) -> None:
+    # An instance is a valid Item as it is, but its stored JSON leaves out an excluded field the
+    # model requires: checking the returned object alone would cache an entry every get refuses.
+    from pydantic import Field
+
+    class Secretive(BaseModel):
+        name: str
+        token: str = Field(exclude=True)
+
+    store = get_store(str(tmp_path))
+    calls: list[int] = []
+    make = cached(store, "sync", lambda x: Secretive(name="a", token="t"), calls, model=Secretive)
+
+    with pytest.raises(SerializationError, match="nothing was cached"):
+        make(1)
+    assert not store.exists("item/1")
+
+
+def test_model_none_is_not_checked_when_the_store_does_not_keep_it(tmp_path: Path) -> None:
+    store = get_store(str(tmp_path), store_none_values=False)
+    calls: list[int] = []
+    maybe = cached(store, "sync", lambda x: None if x < 0 else {"name": "a"}, calls, model=Item)
+
+    # None is not written, so nothing can poison the key: it is returned and asked again later.
+    assert maybe(-1) is None and maybe(-1) is None and calls == [-1, -1]
+    assert type(maybe(1)) is Item  # and a result is still validated into the model
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_model_entry_that_no_longer_validates_is_recomputed(tmp_path: Path, variant: str) -> None:
+    store = get_store(str(tmp_path))
+    store.put("item/1", {"b": 1})  # written by an older version of the function
+    calls: list[int] = []
+    make = cached(store, variant, lambda x: {"name": str(x)}, calls, model=Item)
+
+    assert make(1) == Item(name="1") and calls == [1]
+    assert store.get("item/1", model=Item) == Item(name="1")  # overwritten
+    assert make(1) == Item(name="1") and calls == [1]  # and read from now on

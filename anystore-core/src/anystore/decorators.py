@@ -9,6 +9,10 @@ The default key is `<module>.<qualified name>/<sha256 of the arguments>`, stable
 and Python versions, with types kept apart (`f(1)` and `f("1")` are different entries). While one
 thread computes a key, other threads asking for the same key wait for its result instead of
 computing it again; with `lock=True`, processes sharing the store wait too (`Store.lock`).
+
+With a model (`model=`, or the store's own), a result is cached only if it reads back as that
+model, and the call returns what a later hit returns: the model instance. An entry that no longer
+reads back (written by an older version of the function) counts as a miss and is overwritten.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import orjson
 
-from anystore.exceptions import DoesNotExist, InvalidOption, LockError
+from anystore.exceptions import DoesNotExist, InvalidOption, LockError, SerializationError
 from anystore.options import check_ttl
+from anystore.serialization import decode, encode
 from anystore.store import Store, get_store
 
 if TYPE_CHECKING:
@@ -138,12 +143,14 @@ def anycache(
 
     `store=` a Store, or `uri=` to open one (default: `get_store()`); `key_func(*args,
     **kwargs)` returns the key, or None for "do not cache this call"; `ttl` in seconds; `model`
-    validates cached values into a pydantic model; `use_cache=False` (or ANYSTORE_USE_CACHE=0)
-    skips reading the cache but still writes it. `lock=True` takes `Store.lock(key,
-    ttl=lock_ttl)` around a computation, so that other processes wait for its result instead of
-    computing it too (`lock_ttl` must outlast the computation). Works on functions, methods and
-    `async def`. Raises `InvalidOption` when given both `store` and `uri` or a bad `lock_ttl`;
-    calls raise `NotSupported` with `lock=True` on a store that cannot lock.
+    validates cached values into a pydantic model (a result that does not is not cached; a
+    valid one is returned as the model instance, as a hit is); `use_cache=False` (or
+    ANYSTORE_USE_CACHE=0) skips reading the cache but still writes it. `lock=True` takes
+    `Store.lock(key, ttl=lock_ttl)` around a computation, so that other processes wait for its
+    result instead of computing it too (`lock_ttl` must outlast the computation). Works on
+    functions, methods and `async def`. Raises `InvalidOption` when given both `store` and `uri`
+    or a bad `lock_ttl`; calls raise `NotSupported` with `lock=True` on a store that cannot lock,
+    and `SerializationError` for a result that does not validate as the model.
     """
     if store is not None and uri is not None:
         raise InvalidOption("anycache takes store= or uri=, not both")
@@ -176,10 +183,43 @@ def anycache(
                 )
             except DoesNotExist:
                 return False, None
+            except SerializationError:
+                # An entry this function cannot read back (an older version's result, another
+                # model) would fail every call until it expires: recompute and overwrite it.
+                return False, None
             return True, value
 
-        def remember(key: str, value: Any) -> None:
-            cache().put(key, value, ttl=ttl, serialization_mode=serialization_mode)  # type: ignore[arg-type]
+        def remember(key: str, value: Any) -> Any:
+            """Cache `value` and return what a hit on it will return.
+
+            Raises `SerializationError` (caching nothing) when it does not read back as the model.
+            """
+            store = cache()
+            value = read_back(store, key, value)
+            store.put(key, value, ttl=ttl, serialization_mode=serialization_mode)  # type: ignore[arg-type]
+            return value
+
+        def read_back(store: Store, key: str, value: Any) -> Any:
+            """`value` as the store's `get` would decode it, when a model applies on read."""
+            options = store.options
+            effective_model = model or options.model
+            if effective_model is None:
+                return value  # reading back cannot fail: keep the result as it was returned
+            if value is None and not options.store_none_values:
+                return value  # put() drops it, so there is no entry to poison
+            mode = serialization_mode or options.serialization_mode
+            # Encode and decode exactly as put() and get() do: validating the object as it was
+            # returned would pass values whose stored form does not (an instance whose JSON
+            # leaves out a required field marked exclude=True).
+            data = encode(value, mode, options.serialization_func)
+            try:
+                return decode(data, mode, effective_model, options.deserialization_func)
+            except SerializationError as error:
+                raise SerializationError(
+                    f"anycache: the result of {function.__module__}.{function.__qualname__} "
+                    f"for key {key!r} does not validate as {effective_model.__name__}, so "
+                    f"nothing was cached ({error})"
+                ) from None
 
         if inspect.iscoroutinefunction(function):
             async_locks: dict[str, asyncio.Lock] = {}
@@ -205,8 +245,7 @@ def anycache(
                                 if found:
                                     return value
                             value = await function(*args, **kwargs)
-                            await asyncio.to_thread(remember, key, value)
-                            return value
+                            return await asyncio.to_thread(remember, key, value)
                         finally:
                             if shared is not None:
                                 await asyncio.to_thread(_release_quietly, shared)
@@ -238,8 +277,7 @@ def anycache(
                         if found:
                             return value
                     value = function(*args, **kwargs)
-                    remember(key, value)
-                    return value
+                    return remember(key, value)
                 finally:
                     if shared is not None:
                         _release_quietly(shared)
