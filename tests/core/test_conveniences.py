@@ -7,6 +7,7 @@ import json
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -101,6 +102,50 @@ def test_options_assignable_on_the_store(store_uri: str) -> None:  # noqa: F811
         assert store.options is before  # unchanged by a refused value
     with pytest.raises(InvalidOption):
         store.raise_on_nonexist = "yes"  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("ttl", "set store.default_ttl"),
+        ("serialisation_mode", "did you mean store.serialization_mode"),
+        ("raise_on_nonexists", "did you mean store.raise_on_nonexist"),
+        ("default_tll", "did you mean store.default_ttl"),
+    ],
+)
+def test_a_misspelt_option_attribute_is_refused(name: str, says: str) -> None:
+    # It used to become a plain attribute that nothing reads: the store went on as before.
+    store = get_store(f"memory://{uuid.uuid4().hex}")
+    with pytest.raises(InvalidOption, match=says):
+        setattr(store, name, 60)
+    assert not hasattr(store, name)
+    store.note = "mine"  # type: ignore[attr-defined]  # other attributes stay the user's
+    assert store.note == "mine"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("model", [dict, User(name="x"), "User", 3])
+def test_a_model_that_is_not_a_pydantic_class_is_refused(model: Any) -> None:
+    store = get_store(f"memory://{uuid.uuid4().hex}")
+    store.put("k", {"name": "x"})
+    with pytest.raises(InvalidOption, match="pydantic model class"):
+        get_store("memory://", model=model)
+    with pytest.raises(InvalidOption, match="pydantic model class"):
+        store.get("k", model=model)
+
+
+def test_a_value_that_does_not_validate_names_its_key() -> None:
+    store = get_store(f"memory://{uuid.uuid4().hex}")
+    store.put_many({"good": {"name": "x"}, "bad/one": {"other": 1}})
+    for read in (
+        lambda: store.get("bad/one", model=User),
+        lambda: store.get_many(["good", "bad/one"], model=User),
+        lambda: list(store.iterate_values(model=User)),
+        lambda: store.pop("bad/one", model=User),
+    ):
+        with pytest.raises(
+            SerializationError, match=r"^Key 'bad/one': Stored value does not validate as User"
+        ):
+            read()
 
 
 def test_option_on_one_store_leaves_others_alone() -> None:

@@ -52,8 +52,8 @@ class StoreOptions:
         for name in ("serialization_func", "deserialization_func"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise InvalidOption(f"{name} must be a callable or None")
-        if self.model is not None and not isinstance(self.model, type):
-            raise InvalidOption(f"model must be a pydantic model class or None, not {self.model!r}")
+        if self.model is not None:
+            check_model(self.model)
 
     def updated(self, **changes: Any) -> StoreOptions:
         """Return a copy with the non-None `changes` applied."""
@@ -99,9 +99,8 @@ def model_value(value: Any, model: type) -> Any:
     """
     from anystore.exceptions import SerializationError
 
-    validate = getattr(model, "model_validate", None)
-    if validate is None:
-        raise InvalidOption(f"model= must be a pydantic model class, not {model!r}")
+    check_model(model)
+    validate = model.model_validate  # type: ignore[attr-defined]
     if isinstance(value, model):
         return value
     from pydantic import ValidationError
@@ -112,6 +111,15 @@ def model_value(value: Any, model: type) -> Any:
         raise SerializationError(
             f"The value does not validate as {model.__name__}: {error}"
         ) from None
+
+
+def check_model(model: Any) -> None:
+    """Raise `InvalidOption` unless `model` is a pydantic model class (an instance, `dict` or a
+    dataclass is not one); checked without importing pydantic."""
+    if not isinstance(model, type) or not callable(getattr(model, "model_validate", None)):
+        raise InvalidOption(
+            f"model= must be a pydantic model class (a BaseModel subclass), not {model!r}"
+        )
 
 
 def check_mode(mode: str) -> None:

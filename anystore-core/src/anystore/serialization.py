@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from anystore.exceptions import SerializationError
-from anystore.options import check_mode
+from anystore.options import check_mode, check_model
 
 # The first byte of anything orjson could parse (after optional whitespace). Checking it first
 # keeps `auto` from raising and catching a JSON error for every plain-text value.
@@ -159,6 +159,7 @@ def decode(
 
 
 def _validate(model: type, data: Any) -> Any:
+    check_model(model)
     from pydantic import ValidationError
 
     try:
@@ -169,5 +170,3 @@ def _validate(model: type, data: Any) -> Any:
         raise SerializationError(
             f"Stored value does not validate as {model.__name__}: {error}"
         ) from None
-    except AttributeError:
-        raise SerializationError(f"model= must be a pydantic model class, not {model!r}") from None

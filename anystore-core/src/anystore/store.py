@@ -18,7 +18,14 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from anystore.backend import Backend
 from anystore.copying import copy
-from anystore.exceptions import AnystoreError, DoesNotExist, InvalidOption, ReadOnly, mask_uri
+from anystore.exceptions import (
+    AnystoreError,
+    DoesNotExist,
+    InvalidOption,
+    ReadOnly,
+    SerializationError,
+    mask_uri,
+)
 from anystore.io import CHUNK_SIZE, TextWriteHandle, iter_lines
 from anystore.keys import (
     RESERVED_PREFIX,
@@ -120,6 +127,13 @@ class Store:
     serialization_func = StoreOption["Callable[[Any], Any] | None"]()
     deserialization_func = StoreOption["Callable[[bytes], Any] | None"]()
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # `store.ttl = 60` (get_store's keyword) or `store.serialisation_mode = ...` would set
+        # a plain attribute that nothing reads: the store would go on as before, silently.
+        if name not in OPTION_NAMES and not name.startswith("_") and name not in _STORE_FIELDS:
+            _refuse_option_typo(name)
+        object.__setattr__(self, name, value)
+
     def __repr__(self) -> str:
         return f"<Store {self.uri} ({type(self.backend).__name__})>"
 
@@ -164,18 +178,22 @@ class Store:
 
     def _decode(
         self,
+        key: str,
         data: bytes,
         mode: str | None,
         model: type | None,
         func: Callable[[bytes], Any] | None,
     ) -> Any:
         options = self.options
-        return decode(
-            data,
-            mode or options.serialization_mode,
-            model or options.model,
-            func or options.deserialization_func,
-        )
+        try:
+            return decode(
+                data,
+                mode or options.serialization_mode,
+                model or options.model,
+                func or options.deserialization_func,
+            )
+        except SerializationError as error:
+            raise _of_key(error, key) from None
 
     # -- single keys -------------------------------------------------------------------------
 
@@ -283,9 +301,12 @@ class Store:
         mode = serialization_mode or options.serialization_mode
         model = model or options.model
         func = deserialization_func or options.deserialization_func
-        if mode == "auto" and model is None and func is None:
-            return decode_auto(data)  # what decode() does then, one call fewer
-        return decode(data, mode, model, func)
+        try:
+            if mode == "auto" and model is None and func is None:
+                return decode_auto(data)  # what decode() does then, one call fewer
+            return decode(data, mode, model, func)
+        except SerializationError as error:
+            raise _of_key(error, key) from None
 
     @overload
     def pop(
@@ -343,7 +364,7 @@ class Store:
         if data is None:
             self._missing(key, raise_on_nonexist)
             return None
-        return self._decode(data, serialization_mode, model, deserialization_func)
+        return self._decode(key, data, serialization_mode, model, deserialization_func)
 
     def delete(self, key: str, *, ignore_errors: bool = False) -> None:
         """Delete `key`; deleting a missing key does nothing. Raises `InvalidKey`, `ReadOnly`.
@@ -485,7 +506,7 @@ class Store:
         def lines() -> Iterator[Any]:
             with handle:
                 for line in iter_lines(handle):
-                    yield self._decode(line, serialization_mode, model, deserialization_func)
+                    yield self._decode(key, line, serialization_mode, model, deserialization_func)
 
         return lines()
 
@@ -666,7 +687,7 @@ class Store:
         for key in self.iterate_keys(prefix, exclude_prefix, glob):
             data = self.backend.read(key)
             if data is not None:
-                yield self._decode(data, serialization_mode, model, deserialization_func)
+                yield self._decode(key, data, serialization_mode, model, deserialization_func)
 
     def put_many(
         self,
@@ -708,7 +729,9 @@ class Store:
         remaining = iter(keys)
         while batch := [self._key(key) for key in islice(remaining, BATCH_SIZE)]:
             for key, data in self.backend.read_many(batch):
-                result[key] = self._decode(data, serialization_mode, model, deserialization_func)
+                result[key] = self._decode(
+                    key, data, serialization_mode, model, deserialization_func
+                )
         return result
 
     copy_to = copy  # source.copy_to(target, ...) is anystore.copy(source, target, ...)
@@ -723,6 +746,30 @@ class Store:
 
 
 STORE_OPTION_ALIASES = {"ttl": "default_ttl"}
+
+
+# The plain attributes of a Store (its options are descriptors; see `Store.__setattr__`).
+_STORE_FIELDS = frozenset({"backend", "uri", "options"})
+
+
+def _refuse_option_typo(name: str) -> None:
+    """Raise `InvalidOption` when `name` is an option's alias or a near miss of an option."""
+    alias = STORE_OPTION_ALIASES.get(name)
+    if alias is not None:
+        raise InvalidOption(
+            f"Store has no attribute {name!r}: set store.{alias} (get_store() takes {name}= as "
+            f"another name for {alias}=)"
+        )
+    from difflib import get_close_matches
+
+    near = get_close_matches(name, sorted(OPTION_NAMES), n=1, cutoff=0.8)
+    if near:
+        raise InvalidOption(f"Store has no option {name!r}: did you mean store.{near[0]}?")
+
+
+def _of_key(error: SerializationError, key: str) -> SerializationError:
+    """`error` with the key whose stored value it is about named in its message."""
+    return SerializationError(f"Key {key!r}: {error}")
 
 
 def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Store:
