@@ -207,6 +207,9 @@ def test_from_json_and_yaml_uri(tmp_path: Path) -> None:
     store = Store.from_json_uri(str(tmp_path / "s.json"))
     assert isinstance(store, Store) and store.options.default_ttl == 5
     assert Store.from_json_uri(str(tmp_path / "s.json"), ttl=9).options.default_ttl == 9
+    # uri= is an option like the others (it was taken for the document's own URI: TypeError).
+    other = Store.from_json_uri(str(tmp_path / "s.json"), uri=f"memory://{uuid.uuid4().hex}")
+    assert other.uri.startswith("memory://") and other.options.default_ttl == 5
     yaml_store = Store.from_yaml_uri(f"file://{tmp_path}/s.yaml")
     yaml_store.put("none", None)
     assert not yaml_store.exists("none") and not target.exists()

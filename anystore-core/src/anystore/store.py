@@ -620,19 +620,20 @@ class Store:
         return local_path(self, key)
 
     @classmethod
-    def from_json_uri(cls, uri: str, **options: Any) -> Store:
-        """Open the store configured by the JSON document at `uri` (`uri` plus options; keyword
-        `options` win). Raises `InvalidOption` for a bad document, `DoesNotExist` for none."""
+    def from_json_uri(cls, document: str, /, **options: Any) -> Store:
+        """Open the store configured by the JSON document at the URI `document` (the store's
+        `uri` plus options; keyword `options` win, `uri=` too). Raises `InvalidOption` for a bad
+        document, `DoesNotExist` for none."""
         from anystore.options import read_config
 
-        return get_store(**{**read_config(uri, "json"), **options})
+        return get_store(**{**read_config(document, "json"), **options})
 
     @classmethod
-    def from_yaml_uri(cls, uri: str, **options: Any) -> Store:
+    def from_yaml_uri(cls, document: str, /, **options: Any) -> Store:
         """Like `from_json_uri`, for a YAML document (needs `anystore-core[yaml]`)."""
         from anystore.options import read_config
 
-        return get_store(**{**read_config(uri, "yaml"), **options})
+        return get_store(**{**read_config(document, "yaml"), **options})
 
     # -- many keys ---------------------------------------------------------------------------
 
