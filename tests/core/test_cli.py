@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from anystore.cli import main
+from tests.core.test_plugins import only_core_installed
 
 
 def run(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, bytes, str]:
@@ -287,7 +288,7 @@ def test_a_redis_error_is_not_the_missing_key_code(capsysbinary: pytest.CaptureF
 def test_a_missing_plugin_says_how_to_install_it_from_the_repository(
     monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ):
-    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "redis")
+    only_core_installed(monkeypatch)
     code, _, err = run(capsysbinary, "--store", "redis://localhost/0", "keys")
     assert code == 2 and err.count("\n") == 1
     assert "pip install anystore-redis" in err and "pip install ./anystore-redis" in err

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from anystore import get_store
+from anystore import discovery, get_store
+from anystore import plugins as plugins_module
 from anystore.backends.memory import MemoryBackend
 from anystore.cli import main
 from anystore.exceptions import BackendNotFound, InvalidOption, PluginError, PluginWarning
@@ -28,6 +29,17 @@ def install_plugin(
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
     (info / "entry_points.txt").write_text(f"[anystore]\n{dist} = {module}\n")
     monkeypatch.syspath_prepend(str(root))
+    reset_plugins()
+
+
+def only_core_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discover plugins as if none of this project's plugin distributions were installed."""
+    found = discovery.find_installed()
+    core_only = discovery.Installed(
+        [e for e in found.entry_points if e.name not in ("redis", "s3", "sql")],
+        found.foreign_anystore,
+    )
+    monkeypatch.setattr(plugins_module, "find_installed", lambda: core_only)
     reset_plugins()
 
 
@@ -79,7 +91,7 @@ def test_factory_is_imported_only_when_its_scheme_is_opened(
 
 def test_disabled_plugin_is_not_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     fake(tmp_path, monkeypatch, "offplug")
-    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "something, offplug")
+    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "offplug")
     with pytest.raises(BackendNotFound, match="fake://"):
         get_store("fake://x")
     assert "offplug" not in sys.modules
@@ -148,7 +160,8 @@ def test_disabled_broken_plugin_is_silent_in_the_cli(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert main(["backends"]) == 0
-    assert "brokenplug" not in capsys.readouterr().out
+    listed = [line for line in capsys.readouterr().out.splitlines() if "brokenplug" in line]
+    assert listed == ["brokenplug\tbrokenplug 1.2.3\tdisabled (ANYSTORE_DISABLE_PLUGINS)"]
 
 
 @pytest.mark.parametrize(
@@ -187,11 +200,31 @@ def test_bad_factories_are_plugin_errors(
 def test_missing_plugin_names_the_distribution(
     monkeypatch: pytest.MonkeyPatch, uri: str, dist: str
 ):
-    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "redis,s3,sql")
+    only_core_installed(monkeypatch)
     with pytest.raises(BackendNotFound, match=f"pip install {dist}") as error:
         get_store(uri)
     assert "memory://" in str(error.value)
     assert "secret" not in str(error.value)
+
+
+def test_a_disabled_plugin_is_named_as_disabled_not_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "redis")
+    reset_plugins()
+    with pytest.raises(BackendNotFound, match="disabled by ANYSTORE_DISABLE_PLUGINS") as error:
+        get_store("redis://localhost/0")
+    assert "pip install" not in str(error.value)
+    assert main(["backends"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("redis")]
+    assert listed and listed[0].endswith("disabled (ANYSTORE_DISABLE_PLUGINS)")
+
+
+def test_a_disabled_name_no_plugin_has_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANYSTORE_DISABLE_PLUGINS", "anystore-redis")  # a distribution's name
+    reset_plugins()
+    with pytest.warns(PluginWarning, match=r"'anystore-redis', which no installed plugin"):
+        get_store("memory://")
 
 
 def test_unknown_scheme_lists_installed_schemes():

@@ -169,6 +169,10 @@ def _run(args: argparse.Namespace) -> int:
         from anystore.plugins import installed_plugins
 
         for plugin in installed_plugins():
+            if plugin.disabled:
+                where = f"{plugin.distribution} {plugin.version}"
+                print(f"{plugin.name}\t{where}\tdisabled (ANYSTORE_DISABLE_PLUGINS)")
+                continue
             if plugin.error:
                 where = f"{plugin.distribution} {plugin.version}"
                 print(f"{plugin.name}\t{where}\tnot loaded: {plugin.error}")

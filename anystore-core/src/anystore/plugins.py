@@ -101,6 +101,8 @@ class PluginInfo:
     layers: list[str] = field(default_factory=list)
     error: str | None = None
     """Why the plugin could not be loaded (it then serves no scheme)."""
+    disabled: bool = False
+    """Named in ANYSTORE_DISABLE_PLUGINS: installed, never imported."""
 
     # Name and version are read on demand: they parse metadata files, which start-up avoids.
     @property
@@ -249,7 +251,13 @@ def load_plugins(disabled: set[str] | None = None) -> None:
                 "anystore && pip install --force-reinstall anystore-core"
             )
         for entry_point in installed.entry_points:
-            if entry_point.name in disabled or entry_point.name in plugins:
+            if entry_point.name in plugins:
+                continue
+            if entry_point.name in disabled:
+                # Listed, not loaded: messages can then say it is off rather than missing.
+                plugins[entry_point.name] = PluginInfo(
+                    entry_point.name, entry_point.dist, disabled=True
+                )
                 continue
             info = plugins[entry_point.name] = PluginInfo(entry_point.name, entry_point.dist)
             try:
@@ -271,6 +279,27 @@ def load_plugins(disabled: set[str] | None = None) -> None:
             plugins[registration.plugin].layers.append(registration.scheme)
         _registry.manager, _registry.schemes, _registry.layers = manager, schemes, named_layers
         _registry.loaded = True
+    _warn_unknown_disabled(disabled, plugins)
+
+
+def _warn_unknown_disabled(disabled: set[str], plugins: dict[str, PluginInfo]) -> None:
+    """Warn once about names in ANYSTORE_DISABLE_PLUGINS that no installed plugin has (a
+    distribution name, a typo): they disable nothing."""
+    unknown = sorted(disabled - set(plugins))
+    if not unknown:
+        return
+    import warnings
+
+    from anystore.exceptions import PluginWarning
+
+    names = ", ".join(sorted(name for name in plugins if name != BUILTIN_PLUGIN)) or "none"
+    warnings.warn(
+        f"ANYSTORE_DISABLE_PLUGINS names {', '.join(map(repr, unknown))}, which no installed "
+        f"plugin is called (it takes entry-point names; installed: {names}): nothing is "
+        "disabled by it",
+        PluginWarning,
+        stacklevel=3,
+    )
 
 
 def _call_hook(
@@ -338,6 +367,13 @@ def find_backend(uri: str) -> Registration:
         return registration
     base = scheme.partition("+")[0]
     served = ", ".join(f"{s}://" for s in sorted(schemes) if s != "*")
+    off = _disabled_provider(base)
+    if off is not None:
+        raise BackendNotFound(
+            f"{scheme}:// is served by the plugin {off.name!r} ({off.distribution}), which "
+            f"is installed but disabled by ANYSTORE_DISABLE_PLUGINS: remove {off.name!r} "
+            "from that variable to use it"
+        )
     if base in KNOWN_DISTRIBUTIONS:
         raise BackendNotFound(
             f"No backend for {scheme}:// is installed: pip install {KNOWN_DISTRIBUTIONS[base]} "
@@ -375,6 +411,17 @@ def _refuse_mistyped(path: str) -> None:
             f"The store URI {path!r} looks like a {scheme}:// URI with its // missing: write "
             f"{scheme}://{rest}. For a local folder of that name, write ./{path}"
         )
+
+
+def _disabled_provider(base: str) -> PluginInfo | None:
+    """The disabled plugin of the distribution known to serve `base`, if one is installed."""
+    wanted = KNOWN_DISTRIBUTIONS.get(base)
+    if wanted is None:
+        return None
+    for info in _registry.plugins.values():
+        if info.disabled and info.distribution.replace("_", "-").lower() == wanted:
+            return info
+    return None
 
 
 def split_layers(uri: str) -> tuple[list[str], str]:
