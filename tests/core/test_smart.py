@@ -320,3 +320,19 @@ def test_the_1x_import_path_still_works(tmp_path: Path) -> None:
         import anystore.io
 
         anystore.io.nothing  # noqa: B018
+
+
+def test_a_compressed_file_read_as_it_is_says_how_to_decompress_it(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"a": 1}\n{"a": 2}\n'))
+    hint = r"its name says gz: pass compression='infer'"
+    with pytest.raises(SerializationError, match=rf"Line 1 of .* is not JSON: .*{hint}"):
+        list(smart_stream_json(str(path)))
+    with pytest.raises(SerializationError, match=rf"Line 1 of .* is not UTF-8 text .*{hint}"):
+        list(smart_stream(str(path), "r"))  # a raw UnicodeDecodeError before
+    assert list(smart_stream_json(str(path), compression="infer")) == [{"a": 1}, {"a": 2}]
+    plain = tmp_path / "rows.jsonl"
+    plain.write_bytes(b"not json\n")
+    with pytest.raises(SerializationError, match="is not JSON") as error:
+        list(smart_stream_json(str(plain)))
+    assert "compression" not in str(error.value)  # no hint for a file not named compressed

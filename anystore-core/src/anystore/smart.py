@@ -203,8 +203,30 @@ def smart_stream(
     if mode not in ("rb", "r"):
         raise InvalidOption(f"smart_stream takes mode 'rb' or 'r', not {mode!r}")
     with smart_open(uri, "rb", compression, **options) as handle:
-        for line in iter_lines(handle):
-            yield line if mode == "rb" else line.decode("utf-8")
+        for number, line in enumerate(iter_lines(handle), 1):
+            if mode == "rb":
+                yield line
+                continue
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                from anystore.exceptions import SerializationError
+
+                raise SerializationError(
+                    f"Line {number} of {uri} is not UTF-8 text ({error})"
+                    f"{_compression_hint(uri, compression)}"
+                ) from None
+
+
+def _compression_hint(uri: str | os.PathLike[str], compression: str | None) -> str:
+    """A hint for bytes that did not decode, when `uri` is named like a compressed file that
+    was read as it is."""
+    from anystore.compression import resolve
+
+    named = resolve("infer", os.fspath(uri))
+    if compression is not None or named is None:
+        return ""
+    return f"; its name says {named}: pass compression='infer' (or {named!r}) to decompress it"
 
 
 def smart_stream_json(
@@ -224,7 +246,9 @@ def smart_stream_json(
         try:
             yield orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            raise SerializationError(f"Line {number} of {uri} is not JSON: {error}") from None
+            raise SerializationError(
+                f"Line {number} of {uri} is not JSON: {error}{_compression_hint(uri, compression)}"
+            ) from None
 
 
 def smart_stream_csv(
