@@ -369,3 +369,15 @@ def test_ctrl_c_while_counting_the_source(
     code, _, _ = run(capsysbinary, "copy", source, "memory://cli-count-interrupted")
     assert code == 130
     assert sys.stderr.getvalue().startswith("anystore: interrupted after 0 keys")
+
+
+def test_a_missing_configuration_document_is_named_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # It said "Key 'missing.yml' does not exist in ." before.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANYSTORE_JSON_URI", "missing.json")
+    code, _, err = run(capsysbinary, "keys")
+    assert code == 1 and err.count("\n") == 1
+    assert "configuration document missing.json does not exist" in err
+    assert "ANYSTORE_JSON_URI" in err

@@ -213,7 +213,7 @@ def test_from_json_and_yaml_uri(tmp_path: Path) -> None:
     yaml_store = Store.from_yaml_uri(f"file://{tmp_path}/s.yaml")
     yaml_store.put("none", None)
     assert not yaml_store.exists("none") and not target.exists()
-    with pytest.raises(DoesNotExist):
+    with pytest.raises(DoesNotExist, match=r"configuration document .*none\.json does not"):
         Store.from_json_uri(str(tmp_path / "none.json"))
 
 

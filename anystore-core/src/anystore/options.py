@@ -155,11 +155,18 @@ def read_config(uri: str, kind: Literal["json", "yaml"]) -> dict[str, Any]:
     of known, valid options, `DoesNotExist` when there is none, `NotSupported` for YAML without
     PyYAML (`pip install "anystore-core[yaml]"`).
     """
+    from anystore.exceptions import DoesNotExist
     from anystore.smart import smart_read
 
     token = _READING_CONFIG.set(True)
     try:
         text = smart_read(uri)
+    except DoesNotExist:
+        # Said as what it is: smart_read's own message names a key of the document's folder.
+        raise DoesNotExist(
+            f"The store configuration document {uri} does not exist (named by "
+            f"ANYSTORE_{kind.upper()}_URI or Store.from_{kind}_uri)"
+        ) from None
     finally:
         _READING_CONFIG.reset(token)
     if kind == "yaml":
