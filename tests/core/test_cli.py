@@ -381,3 +381,17 @@ def test_a_missing_configuration_document_is_named_as_one(
     assert code == 1 and err.count("\n") == 1
     assert "configuration document missing.json does not exist" in err
     assert "ANYSTORE_JSON_URI" in err
+
+
+@pytest.mark.parametrize(
+    "args", [["keys", "--bogus"], ["nosuch"], [], ["put"], ["put", "k", "v", "--ttl", "soon"]]
+)
+def test_argument_errors_are_one_line(
+    args: list[str], capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # argparse printed its usage first: two lines or more.
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    err = capsysbinary.readouterr().err.decode()
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("anystore") and "--help)" in err

@@ -58,6 +58,14 @@ def test_bad_options_are_refused(bucket: str, s3_endpoint: str) -> None:
             get_store(f"s3://{bucket}", endpoint_url=s3_endpoint, **bad)
 
 
+def test_a_bucket_name_s3_never_allows_is_bad_input(s3_endpoint: str) -> None:
+    # botocore refuses it before any request; it was BackendUnavailable, cut to its first line
+    # by the CLI ("Parameter validation failed:").
+    with pytest.raises(InvalidOption, match=r"Invalid bucket name \"Bad_Bucket!\"") as error:
+        get_store("s3://Bad_Bucket!", endpoint_url=s3_endpoint)
+    assert "\n" not in str(error.value)
+
+
 def test_a_failing_call_shows_no_secret_in_errors_or_the_debug_log(
     aws_env: None, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from anystore.exceptions import AnystoreError, DoesNotExist
 
@@ -57,10 +57,18 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, as every other error of the CLI (argparse prints
+    the usage first; `--help` still shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from anystore import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="anystore",
         description="Store and read values in any anystore backend.",
         epilog=EPILOG,

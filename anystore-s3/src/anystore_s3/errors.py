@@ -14,7 +14,13 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 
-from anystore.exceptions import AnystoreError, BackendUnavailable, InvalidKey, mask_uri
+from anystore.exceptions import (
+    AnystoreError,
+    BackendUnavailable,
+    InvalidKey,
+    InvalidOption,
+    mask_uri,
+)
 
 T = TypeVar("T")
 
@@ -91,6 +97,13 @@ def translate(error: BaseException, method: str, bucket: str, where: str) -> Bas
         if code in _BUSY or status >= 500:
             return BackendUnavailable(f"S3 {where} failed {method} ({code}): {message}")
         return AnystoreError(f"S3 {where} refused {method} ({code or status}): {message}")
+    from botocore.exceptions import ParamValidationError
+
+    if isinstance(error, ParamValidationError):
+        # Checked on the client before any request: bad input (a bucket name S3 never allows),
+        # not an outage. botocore's report spans lines; an error message is one.
+        report = " ".join(mask_uri(str(error)).split())
+        return InvalidOption(f"S3 {where}: {report}")
     if isinstance(error, (BotoCoreError, OSError, asyncio.TimeoutError)) or _is_aiohttp(error):
         return BackendUnavailable(f"S3 {where} is unavailable: {mask_uri(str(error))}")
     return error
