@@ -220,7 +220,7 @@ def test_a_backend_error_is_one_line_and_exits_4(
 
     monkeypatch.setattr(MemoryBackend, "read", broken)
     code, _, err = run(capsysbinary, "--store", "memory://", "get", "k")
-    assert (code, err) == (4, "anystore: RuntimeError: disk on fire\n")
+    assert (code, err) == (4, "anystore: RuntimeError: disk on fire second line\n")
 
 
 def test_missing_source_folder_is_an_error(
@@ -395,3 +395,21 @@ def test_argument_errors_are_one_line(
     err = capsysbinary.readouterr().err.decode()
     assert exited.value.code == 2 and err.count("\n") == 1, err
     assert err.startswith("anystore") and "--help)" in err
+
+
+def test_a_message_of_several_lines_is_said_whole_on_one() -> None:
+    from anystore.cli import _one_line
+
+    # Cut at its first line, this said only "Parameter validation failed:".
+    assert _one_line(ValueError("Parameter validation failed:\n  Invalid bucket\n")) == (
+        "Parameter validation failed: Invalid bucket"
+    )
+
+
+def test_backend_config_that_is_not_json_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    monkeypatch.setenv("ANYSTORE_BACKEND_CONFIG", "{bad")
+    code, _, err = run(capsysbinary, "--store", "memory://", "keys")
+    assert code == 2 and err.count("\n") == 1
+    assert "ANYSTORE_BACKEND_CONFIG is not valid JSON" in err

@@ -280,9 +280,14 @@ class Interrupted(Exception):
     """Ctrl-C, with what was (not) done, for one line on stderr."""
 
 
+def _one_line(error: BaseException) -> str:
+    """The error's whole message on one line (a cut at the first line lost the reason of
+    messages that end it with a colon, such as pydantic's and botocore's)."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
 def _say(error: BaseException) -> None:
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
-    print(f"anystore: {message}", file=sys.stderr)
+    print(f"anystore: {_one_line(error) or type(error).__name__}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -310,8 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(error)
         return EXIT_USAGE
     except Exception as error:  # a backend's own error: still one line, with its type
-        first = str(error).splitlines()[0] if str(error) else ""
-        print(f"anystore: {type(error).__name__}: {first}", file=sys.stderr)
+        print(f"anystore: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -226,11 +226,22 @@ def environment_options(with_document: bool = False) -> tuple[str | None, StoreO
     ):
         return None, StoreOptions(), set()
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from anystore.settings import Settings
 
     try:
         settings = Settings()
+    except SettingsError as error:
+        # A complex field (backend_config) whose variable is not JSON; pydantic-settings names
+        # the field, not the variable, nor what is wrong with it.
+        field = str(error).partition('"')[2].partition('"')[0]
+        variable = f"ANYSTORE_{field.upper()}" if field else "an ANYSTORE_* variable"
+        raise InvalidOption(
+            f"Bad anystore setting in the environment: {variable} is not valid JSON "
+            f"({error.__cause__ or error}); write a JSON object such as "
+            "'{\"fsync\": true}', or set ANYSTORE_BACKEND_CONFIG__NAME variables instead"
+        ) from None
     except ValidationError as error:
         problems = "; ".join(
             f"ANYSTORE_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
