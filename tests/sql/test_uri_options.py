@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from anystore import get_store
 from anystore.cli import EXIT_USAGE, main
 from anystore.exceptions import InvalidOption
+from anystore.smart import smart_read
 from anystore.store import Store
 
 SECRET = "s3cret-pw"
@@ -130,3 +132,11 @@ def test_a_sqlite_uri_memory_database_is_one_database() -> None:
     for thread in threads:
         thread.join()
     assert seen == ["value"] * 4
+
+
+def test_a_sqlite_url_naming_a_folder_is_bad_input(tmp_path: Path) -> None:
+    # SQLite says "unable to open database file", which was BackendUnavailable (CLI exit 3).
+    with pytest.raises(InvalidOption, match=r"names the folder .*not a database file"):
+        get_store(f"sqlite:///{tmp_path}")
+    with pytest.raises(InvalidOption, match=r"\?prefix="):
+        smart_read(f"sqlite:///{tmp_path}/value.db")  # the key taken for the file's name

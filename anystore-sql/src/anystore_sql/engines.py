@@ -19,6 +19,7 @@ driver option in the URL wins over the value the settings would give it (`timeou
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +129,14 @@ def parse_uri(uri: str) -> tuple[str, str, str]:
         backend = "postgresql"
     if backend == "sqlite":
         _check_sqlite_options(driver, query, mask_uri(uri))
+        if url.database and os.path.isdir(url.database):
+            # SQLite would say "unable to open database file", which reads as an outage.
+            raise InvalidOption(
+                f"{mask_uri(uri)} names the folder {url.database}, not a database file: name "
+                f"the file (sqlite:///{os.path.join(url.database, 'store.db')}); smart_read and "
+                "smart_write split a SQLite URI at its last '/', so give them the key as "
+                "?prefix= instead"
+            )
     driver = driver or DEFAULT_DRIVERS.get(backend, "")
     url = url.set(drivername=f"{backend}+{driver}" if driver else backend, query=query)
     return url.render_as_string(hide_password=False), table, prefix
