@@ -9,12 +9,13 @@ import pytest
 
 from anystore import get_store
 from anystore.exceptions import SerializationError
+from anystore.serialization import to_json
 
 
 @pytest.mark.parametrize(
     ("value", "why"),
     [
-        ({1: "a"}, "would come back as {'1': 'a'}"),
+        ({1: "a"}, "the key 1 would come back as '1'"),
         ({"nested": {2: "b"}}, "use str keys"),
         (math.nan, "NaN or infinity"),
         ([1.0, math.inf], "NaN or infinity"),
@@ -42,3 +43,11 @@ def test_documented_conversions_still_work() -> None:
     store.put("text with null", {"a": None, "b": 1.5})
     assert store.get("t") == [1, 2] and store.get("s") == [1, 3]
     assert store.get("null") is None and store.get("text with null") == {"a": None, "b": 1.5}
+
+
+def test_the_refused_dict_key_is_the_one_in_the_value() -> None:
+    # The message named a fixed example, {1: 'a'}, whatever the value held.
+    with pytest.raises(SerializationError, match=r"value of type list .*the key \(1, 2\) would"):
+        to_json([{"a": {(1, 2): 0}}])
+    with pytest.raises(SerializationError, match=r"the key 2 would come back as '2'"):
+        to_json({"a": {2: 3}})

@@ -61,21 +61,48 @@ def to_json(value: Any) -> bytes:
     except (TypeError, orjson.JSONEncodeError) as error:
         reason = str(error)
         if "Dict key must be str" in reason:
-            hint = "JSON keys are strings, so {1: 'a'} would come back as {'1': 'a'}: use str keys"
+            key = _non_str_key(value)
+            if isinstance(key, (int, float)):  # what JSON would make of it: its str
+                change = f"the key {key!r} would come back as {str(key)!r}"
+            else:
+                change = f"the key {key!r} would not come back as it was"
+            hint = f"JSON keys are strings, so {change}: use str keys"
         elif "64-bit" in reason:
             hint = "JSON numbers here stop at 64 bits: store the integer as a str"
         else:
             hint = "convert it to a JSON type or a pydantic model"
         raise SerializationError(
-            f"Cannot encode a {type(value).__name__} as JSON ({reason}); {hint}, or choose "
+            f"Cannot encode a value of type {type(value).__name__} as JSON ({reason}); {hint}, "
+            "or choose "
             "serialization_mode='pickle' explicitly (on write and on read)."
         ) from None
     if b"null" in data and _non_finite(value):
         raise SerializationError(
-            f"Cannot encode a {type(value).__name__} holding NaN or infinity as JSON: it would "
+            f"Cannot encode a value of type {type(value).__name__} holding NaN or infinity as "
+            "JSON: it would "
             "come back as None. Store it as a str, or choose serialization_mode='pickle'."
         )
     return data
+
+
+def _non_str_key(value: Any, depth: int = 0) -> Any:
+    """The first dict key in `value` (searched through dicts, lists and tuples) that is not a
+    str, for the message; None if none is found."""
+    if depth > 100:
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return key
+            found = _non_str_key(item, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found = _non_str_key(item, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def encode(value: Any, mode: str, func: Callable[[Any], Any] | None = None) -> bytes:
