@@ -291,7 +291,7 @@ def test_a_missing_plugin_says_how_to_install_it_from_the_repository(
     only_core_installed(monkeypatch)
     code, _, err = run(capsysbinary, "--store", "redis://localhost/0", "keys")
     assert code == 2 and err.count("\n") == 1
-    assert "pip install anystore-redis" in err and "pip install ./anystore-redis" in err
+    assert 'pip install "anystore-redis"' in err and 'pip install "./anystore-redis"' in err
 
 
 def test_the_psycopg2_hint_names_psycopg2(capsysbinary: pytest.CaptureFixture[bytes]):

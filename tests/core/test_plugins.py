@@ -193,7 +193,8 @@ def test_bad_factories_are_plugin_errors(
     [
         ("redis://localhost/0", "anystore-redis"),
         ("s3://bucket/x", "anystore-s3"),
-        ("postgresql+psycopg://u:secret@h/db", "anystore-sql"),
+        ("postgresql+psycopg://u:secret@h/db", "anystore-sql[postgresql]"),
+        ("mariadb://u@h/db", "anystore-sql[mysql]"),
         ("sqlite:///x.db", "anystore-sql"),
     ],
 )
@@ -201,7 +202,7 @@ def test_missing_plugin_names_the_distribution(
     monkeypatch: pytest.MonkeyPatch, uri: str, dist: str
 ):
     only_core_installed(monkeypatch)
-    with pytest.raises(BackendNotFound, match=f"pip install {dist}") as error:
+    with pytest.raises(BackendNotFound, match=f'pip install "{re.escape(dist)}') as error:
         get_store(uri)
     assert "memory://" in str(error.value)
     assert "secret" not in str(error.value)

@@ -37,6 +37,13 @@ KNOWN_DISTRIBUTIONS = {
     "mysql": "anystore-sql",
     "mariadb": "anystore-sql",
 }
+# The extra that installs the driver a scheme needs (SQLite's is in the standard library).
+KNOWN_EXTRAS = {
+    "postgresql": "[postgresql]",
+    "postgres": "[postgresql]",
+    "mysql": "[mysql]",
+    "mariadb": "[mysql]",
+}
 
 
 @dataclass
@@ -375,10 +382,11 @@ def find_backend(uri: str) -> Registration:
             "from that variable to use it"
         )
     if base in KNOWN_DISTRIBUTIONS:
+        extra = KNOWN_EXTRAS.get(base, "")
         raise BackendNotFound(
-            f"No backend for {scheme}:// is installed: pip install {KNOWN_DISTRIBUTIONS[base]} "
-            f"(until it is on PyPI, from a clone of the repository: pip install "
-            f"./{KNOWN_DISTRIBUTIONS[base]}; installed schemes: {served})"
+            f'No backend for {scheme}:// is installed: pip install "{KNOWN_DISTRIBUTIONS[base]}'
+            f'{extra}" (until it is on PyPI, from a clone of the repository: pip install '
+            f'"./{KNOWN_DISTRIBUTIONS[base]}{extra}"; installed schemes: {served})'
         )
     if "*" in schemes and _fsspec_knows(base):
         return schemes["*"]
