@@ -169,8 +169,16 @@ def glob_literal_prefix(glob: str) -> str:
 def compile_glob(glob: str) -> re.Pattern[str]:
     """Translate a key glob into a regex: `*` and `?` stay within a segment, `**` crosses them.
 
-    `[abc]` and `[!abc]` are character classes. Raises `InvalidKey` on an unclosed class.
+    `[abc]` and `[!abc]` are character classes. Raises `InvalidKey` on an unclosed class, and
+    on what no key can match and a prefix would be refused for: a leading `/`, a `..` or `.`
+    segment (keys are relative and normalized, so such a glob would silently match nothing).
     """
+    segments = glob.split("/")
+    if glob.startswith("/") or any(part in ("..", ".") for part in segments):
+        raise InvalidKey(
+            f"Invalid glob {glob!r}: globs match keys, which are relative paths without '.' or "
+            "'..' segments; write it relative to the store (or to the prefix), such as '*.json'"
+        )
     out: list[str] = []
     i, n = 0, len(glob)
     while i < n:

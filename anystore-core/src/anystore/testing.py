@@ -596,6 +596,9 @@ class StoreTests(GuaranteeTests):
             "topic/engineering",
             "topic/maths",
         ]
+        for outside in ("../*", "/topic/*", "topic/../*", "./topic/*"):  # as a prefix would be
+            with pytest.raises(InvalidKey, match="Invalid glob"):
+                list(store.iterate_keys(glob=outside))
 
     def test_glob_characters_in_prefix_are_literal(self, store: Store) -> None:
         store.put_many({"a%/x": 1, "ab/x": 2, "a_/x": 3, "a*/x": 4, "a[b]/x": 5, "ab]/x": 6})
