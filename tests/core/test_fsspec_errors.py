@@ -223,3 +223,19 @@ def test_the_cli_reports_a_bad_archive_url_as_bad_input(
     assert main(["--store", f"zip://{tmp_path}/a.zip", "get", "x"]) == 2  # was 4, a raw error
     err = capsys.readouterr().err
     assert "zip://::" in err and "IsADirectoryError" in err and err.count("\n") == 1
+
+
+def test_http_stores_get_connect_and_read_timeouts_unless_given() -> None:
+    import aiohttp
+
+    from anystore.backends import fsspec as fsspec_backend
+
+    # aiohttp's own default waits five minutes for a stalled server.
+    timeout = get_store("http://127.0.0.1:1/").backend.fs.client_kwargs["timeout"]  # type: ignore[attr-defined]
+    assert (timeout.sock_connect, timeout.sock_read) == (
+        fsspec_backend.HTTP_CONNECT_TIMEOUT,
+        fsspec_backend.HTTP_READ_TIMEOUT,
+    )
+    mine = aiohttp.ClientTimeout(total=3)
+    store = get_store("http://127.0.0.1:1/", client_kwargs={"timeout": mine})
+    assert store.backend.fs.client_kwargs["timeout"] is mine  # type: ignore[attr-defined]

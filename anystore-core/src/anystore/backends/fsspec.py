@@ -66,6 +66,28 @@ _WRITE_REFUSED = (NotImplementedError, PermissionError, OSError, ValueError)
 _MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
+# Seconds to connect to an HTTP server and to wait for the next bytes of its response, unless
+# the caller passes client_kwargs={"timeout": ...}: aiohttp's own default gives a stalled server
+# five minutes, and a network backend gives up within its timeouts (BackendUnavailable).
+HTTP_CONNECT_TIMEOUT = 10.0
+HTTP_READ_TIMEOUT = 30.0
+
+
+def _with_http_timeouts(uri: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, with connect and read timeouts for an http(s):// URI that sets none."""
+    if uri.partition("://")[0].lower() not in ("http", "https"):
+        return options
+    client_kwargs = dict(options.get("client_kwargs") or {})
+    if "timeout" in client_kwargs:
+        return options
+    import aiohttp  # fsspec's HTTP filesystem imports it anyway
+
+    client_kwargs["timeout"] = aiohttp.ClientTimeout(
+        total=None, sock_connect=HTTP_CONNECT_TIMEOUT, sock_read=HTTP_READ_TIMEOUT
+    )
+    return {**options, "client_kwargs": client_kwargs}
+
+
 def _version(info: dict[str, Any]) -> tuple[Any, ...]:
     """The size and the first version field fsspec reports for a file."""
     for name in _VERSION_FIELDS:
@@ -97,7 +119,7 @@ class FsspecBackend(Backend):
         from fsspec.core import url_to_fs
 
         try:
-            self.fs, root = url_to_fs(uri, **options)
+            self.fs, root = url_to_fs(uri, **_with_http_timeouts(uri, options))
         except ImportError as error:
             # fsspec knows the protocol but its package is missing; fsspec's message names it.
             raise BackendNotFound(f"Cannot open {mask_uri(uri)}: {error}") from None
