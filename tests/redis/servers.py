@@ -18,7 +18,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.services import in_ci
+from tests.services import in_ci, stop_processes
 
 HOST, PORT = "127.0.0.1", 6379
 
@@ -35,8 +35,9 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}"
 
     def stall(self) -> None:
-        """SIGSTOP the server: it keeps accepting TCP connections but answers nothing."""
-        os.kill(self.process.pid, signal.SIGSTOP)
+        """SIGSTOP the server (and wait until it is stopped): it keeps accepting TCP connections
+        but answers nothing."""
+        stop_processes([self.process.pid])
 
     def resume(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import free_port, in_ci
+from tests.services import free_port, in_ci, stop_processes
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
@@ -61,8 +61,9 @@ class PrivateServer:
                     raise
 
     def stall(self) -> None:
-        """SIGSTOP the server's processes: the kernel keeps accepting, nothing answers."""
-        self._signal(signal.SIGSTOP)
+        """SIGSTOP the server's processes, and wait until they are stopped: the kernel keeps
+        accepting, nothing answers."""
+        stop_processes(self._pids())
 
     def resume(self) -> None:
         self._signal(signal.SIGCONT)

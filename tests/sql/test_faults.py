@@ -43,10 +43,8 @@ def _fails_fast(call: Callable[[], Any], within: float) -> float:
 
 def test_a_stalled_server_is_unavailable_within_the_timeouts(private: PrivateServer) -> None:
     uri = f"{private.url}?table=stall"
-    # The setup (CREATE TABLE, 3 MiB in) under the default timeout: a loaded machine may take
-    # more than the short one for it before anything stalls.
-    get_store(uri, connect_timeout=CONNECT).put("k", b"v" * (3 * 1024 * 1024))
     store = get_store(uri, operation_timeout=TIMEOUT, connect_timeout=CONNECT)
+    store.put("k", b"v" * (3 * 1024 * 1024))
     handle = store.open("k", "rb")
     handle.read(1024 * 1024)
     private.stall()
