@@ -140,3 +140,24 @@ def test_a_sqlite_url_naming_a_folder_is_bad_input(tmp_path: Path) -> None:
         get_store(f"sqlite:///{tmp_path}")
     with pytest.raises(InvalidOption, match=r"\?prefix="):
         smart_read(f"sqlite:///{tmp_path}/value.db")  # the key taken for the file's name
+
+
+def test_a_users_do_connect_listener_still_runs(database: str) -> None:
+    # The bad-option translation once connected inside a do_connect listener of its own, which
+    # ends the chain: a user's listener (say, one that puts a token into the parameters) was
+    # silently skipped.
+    if database.startswith("sqlite"):
+        pytest.skip("SQLite URLs are checked before connecting")
+    from sqlalchemy import event
+
+    store = get_store(database)
+    engine = store.backend.engine  # type: ignore[attr-defined]
+    calls: list[dict[str, Any]] = []
+
+    @event.listens_for(engine, "do_connect")
+    def mine(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        calls.append(cparams)
+
+    engine.dispose()
+    store.put("k", 1)
+    assert calls and store.get("k") == 1

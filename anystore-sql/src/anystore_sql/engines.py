@@ -267,17 +267,25 @@ def _sqlite_memory(database: str | None, query: dict[str, Any]) -> bool:
 
 def _translate_bad_options(engine: Engine, where: str, hints: tuple[str, ...]) -> None:
     """Make the driver's complaint about an option of the URL (an unknown libpq option, an
-    unexpected PyMySQL keyword, a bad value) an `InvalidOption`, wherever the engine connects."""
+    unexpected PyMySQL keyword, a bad value) an `InvalidOption`, wherever the engine connects.
 
-    @event.listens_for(engine, "do_connect")
-    def connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+    This wraps the engine's own dialect's `connect` rather than listening to `do_connect`: a
+    `do_connect` listener that connects ends the chain, so a user's listener (a token put into
+    the parameters) would no longer run. The pool calls `dialect.connect` after the listeners.
+    """
+    dialect: Any = engine.dialect
+    connect = dialect.connect
+
+    def checked(*cargs: Any, **cparams: Any) -> Any:
         try:
-            return dialect.connect(*cargs, **cparams)
+            return connect(*cargs, **cparams)
         except Exception as error:
             replacement = bad_option(error, where, dialect.driver, OWN_OPTIONS, hints)
             if replacement is None:
                 raise
             raise replacement from None  # unchained: the driver's text may hold the password
+
+    dialect.connect = checked  # this engine's dialect instance only
 
 
 def _network_args(backend: str, settings: SqlSettings) -> dict[str, Any]:
