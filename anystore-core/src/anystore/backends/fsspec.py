@@ -74,18 +74,30 @@ HTTP_READ_TIMEOUT = 30.0
 
 
 def _with_http_timeouts(uri: str, options: dict[str, Any]) -> dict[str, Any]:
-    """`options`, with connect and read timeouts for an http(s):// URI that sets none."""
-    if uri.partition("://")[0].lower() not in ("http", "https"):
-        return options
-    client_kwargs = dict(options.get("client_kwargs") or {})
-    if "timeout" in client_kwargs:
+    """`options`, with connect and read timeouts for each http(s) filesystem in `uri` that sets
+    none: the outer one (`http://...`) or one inside a chain (`zip://::http://.../a.zip`, whose
+    options fsspec takes under the protocol's name)."""
+    protocols = [part.partition("://")[0].lower() for part in uri.split("::") if "://" in part]
+    if not {"http", "https"} & set(protocols):
         return options
     import aiohttp  # fsspec's HTTP filesystem imports it anyway
 
-    client_kwargs["timeout"] = aiohttp.ClientTimeout(
+    timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=HTTP_CONNECT_TIMEOUT, sock_read=HTTP_READ_TIMEOUT
     )
-    return {**options, "client_kwargs": client_kwargs}
+
+    def with_timeout(own: Any) -> dict[str, Any]:
+        own = dict(own or {})
+        client_kwargs = dict(own.get("client_kwargs") or {})
+        client_kwargs.setdefault("timeout", timeout)
+        return {**own, "client_kwargs": client_kwargs}
+
+    options = dict(options)
+    if protocols[0] in ("http", "https"):
+        options = with_timeout(options)
+    for protocol in set(protocols[1:]) & {"http", "https"}:
+        options[protocol] = with_timeout(options.get(protocol))
+    return options
 
 
 def _version(info: dict[str, Any]) -> tuple[Any, ...]:
