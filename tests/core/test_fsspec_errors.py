@@ -10,8 +10,8 @@ from __future__ import annotations
 import http.server
 import re
 import socket
-import time
 import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
