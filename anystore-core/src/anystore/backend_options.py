@@ -5,7 +5,8 @@ from `ANYSTORE_BACKEND_CONFIG__NAME` variables, whose values are always strings.
 `"false"` is truthy in Python, so a parameter annotated `bool`, `int` or `float` (alone or with
 `None`) gets a value of its type: a string is parsed, anything else of the wrong type is refused
 with `InvalidOption`. Other annotations are the backend's own to check (the plugins validate
-theirs with pydantic settings, which parse strings the same way).
+theirs with pydantic settings, whose lax mode reads bools the same way: `1`/`0`, `true`/`false`,
+`t`/`f`, `yes`/`no`, `y`/`n`, `on`/`off`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import Any
 
 from anystore.exceptions import InvalidOption, mask_uri
 
-_TRUE = frozenset(("1", "true", "yes", "on"))
-_FALSE = frozenset(("0", "false", "no", "off"))
+# What pydantic's lax mode reads as a bool (the plugins' settings classes), so that one option
+# value means the same to every backend.
+_TRUE = frozenset(("1", "true", "t", "yes", "y", "on"))
+_FALSE = frozenset(("0", "false", "f", "no", "n", "off"))
 _BOOLS = _TRUE | _FALSE
 _NONE = frozenset(("", "none", "null"))
 _SIMPLE = (bool, int, float, type(None))
@@ -74,6 +77,8 @@ def _converted(value: Any, kinds: tuple[type, ...], name: str, uri: str) -> Any:
     if isinstance(value, bool):  # before int: a bool is an int to isinstance
         if bool in kinds:
             return value
+    elif bool in kinds and value in (0, 1) and int not in kinds and float not in kinds:
+        return bool(value)  # 0 and 1, as pydantic takes them
     elif isinstance(value, (int, float)):
         if (isinstance(value, int) and int in kinds) or (float in kinds and math.isfinite(value)):
             return value
