@@ -303,6 +303,10 @@ def test_the_foreign_anystore_distribution_is_named(
         ("memory:", "memory://"),
         ("file:/tmp/x", "file:///tmp/x"),
         ("gzip::memory:/x", "memory://x"),
+        ("sqlite:relative.db", "sqlite:///relative.db"),
+        ("sqlite:/tmp/x.db", "sqlite:////tmp/x.db"),
+        ("unix:/tmp/redis.sock", "unix:///tmp/redis.sock"),
+        ("file:x", "./x"),
     ],
 )
 def test_a_uri_with_its_slashes_missing_is_refused(
@@ -328,7 +332,18 @@ def test_a_blank_or_padded_uri_is_refused(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("path", ["notes:2024", "./redis:/x", "c:/x", "data"])
+def test_a_path_object_is_never_taken_for_a_typo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = get_store(tmp_path / "trail ")  # a Path: whitespace and all, it is what it says
+    store.put("k", 1)
+    assert (tmp_path / "trail " / "k").exists()
+    get_store(Path("redis:") / "x").put("k", 1)
+    assert (tmp_path / "redis:" / "x" / "k").exists()
+
+
+@pytest.mark.parametrize("path", ["notes:2024", "./redis:/x", "c:/x", "data", "data:2024"])
 def test_paths_with_colons_that_name_no_scheme_stay_paths(
     path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ loaded. The built-in backends register through the same hook as third-party ones
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -363,12 +364,9 @@ def uri_scheme(uri: str) -> str:
 
 
 def find_backend(uri: str) -> Registration:
-    """Return the registration serving `uri`'s scheme, or raise `BackendNotFound` (a scheme no
-    plugin serves) or `InvalidOption` (a mistyped URI that would open a local folder)."""
+    """Return the registration serving `uri`'s scheme, or raise `BackendNotFound`."""
     scheme = uri_scheme(uri)
     schemes = _registry.schemes
-    if scheme == "file" and "://" not in uri:
-        _refuse_mistyped(uri)
     registration = schemes.get(scheme) or schemes.get(scheme.partition("+")[0])
     if registration is not None:
         return registration
@@ -397,28 +395,49 @@ def find_backend(uri: str) -> Registration:
 
 # `redis:/host`, `s3:bucket`, `memory:`: a scheme whose `//` went missing.
 _SCHEME_TYPO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
+# Schemes whose URI is a path after `//`: `sqlite:///relative.db`, `sqlite:////abs.db`,
+# `unix:///run/redis.sock`, `file:///abs`.
+_PATH_SCHEMES = frozenset({"sqlite", "unix", "file", "local"})
+# fsspec protocols whose own URIs have no `//` (`data:text/plain;base64,...`).
+_COLON_ONLY = frozenset({"data"})
 
 
-def _refuse_mistyped(path: str) -> None:
-    """Refuse a local path that is most likely a mistyped URI: it would quietly open (and
-    create) a folder in the working directory instead of the store that was meant."""
-    if not path.strip() or path != path.strip():
+def check_mistyped_uri(uri: str) -> None:
+    """Raise `InvalidOption` for a store URI given as a string that would open a local folder
+    but most likely means something else: a known scheme with its `//` missing (`redis:/host`),
+    or whitespace around it (a value pasted with its newline). A `pathlib.Path` is a path and is
+    never checked; a plain path of any other form passes."""
+    if "://" in uri:
+        return
+    if not uri.strip() or uri[0].isspace() or uri[-1].isspace():
         raise InvalidOption(
-            f"The store URI {path!r} is blank or starts or ends with whitespace; for a folder "
-            "whose name really does, write it as a path (./' name ')"
+            f"The store URI {uri!r} is blank or starts or ends with whitespace; for a folder "
+            "whose name really does, pass it as a pathlib.Path (or a file:// URI)"
         )
-    match = _SCHEME_TYPO.match(path)
+    match = _SCHEME_TYPO.match(uri)
     if match is None:
         return
     scheme = match.group(1).lower()
     base = scheme.partition("+")[0]
+    if base in _COLON_ONLY:
+        return
     if base in _registry.schemes or base in KNOWN_DISTRIBUTIONS or _fsspec_knows(base):
-        rest = path[match.end() :]
-        rest = rest if base in ("file", "local") else rest.lstrip("/")  # file:/x is file:///x
         raise InvalidOption(
-            f"The store URI {path!r} looks like a {scheme}:// URI with its // missing: write "
-            f"{scheme}://{rest}. For a local folder of that name, write ./{path}"
+            f"The store URI {uri!r} looks like a {scheme}:// URI with its // missing: write "
+            f"{_meant(scheme, base, uri[match.end() :])}. For a local folder of that name, "
+            f"write ./{uri}"
         )
+
+
+def _meant(scheme: str, base: str, rest: str) -> str:
+    """The URI that `scheme:rest` most likely meant."""
+    if base == "sqlite":
+        return f"{scheme}:///{rest}"  # the path after three slashes; an absolute one has four
+    if base in _PATH_SCHEMES:
+        if rest.startswith("/"):
+            return f"{scheme}://{rest}"
+        return f"./{rest}" if base in ("file", "local") else f"{scheme}://{os.path.abspath(rest)}"
+    return f"{scheme}://{rest.lstrip('/')}"
 
 
 def _disabled_provider(base: str) -> PluginInfo | None:

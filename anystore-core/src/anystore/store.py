@@ -783,10 +783,18 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
     install) or an unknown layer (naming the installed ones), `PluginError` for a broken plugin or
     factory, `InvalidOption` for a bad option.
     """
-    from anystore.plugins import find_backend, find_layer, load_plugins, split_layers, uri_scheme
+    from anystore.plugins import (
+        check_mistyped_uri,
+        find_backend,
+        find_layer,
+        load_plugins,
+        split_layers,
+        uri_scheme,
+    )
 
     env_uri, env_options, disabled = environment_options(with_document=True)
     load_plugins(disabled)
+    typed = uri is None or isinstance(uri, str)  # a pathlib.Path is a path, never a typo
     uri = os.fspath(uri) if uri is not None else env_uri
     if not uri:
         uri = DEFAULT_URI
@@ -802,6 +810,8 @@ def get_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Stor
             backend_options[name] = value
     store_options = env_options.updated(**store_options)  # type: ignore[assignment]
     names, inner_uri = split_layers(uri)
+    if typed:
+        check_mistyped_uri(inner_uri)
     if "%" in inner_uri and uri_scheme(inner_uri) in ("file", "local") and "://" in inner_uri:
         from urllib.parse import unquote  # a file:// URI is percent-encoded; a plain path is not
 
