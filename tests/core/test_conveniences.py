@@ -210,6 +210,10 @@ def test_from_json_and_yaml_uri(tmp_path: Path) -> None:
     # uri= is an option like the others (it was taken for the document's own URI: TypeError).
     other = Store.from_json_uri(str(tmp_path / "s.json"), uri=f"memory://{uuid.uuid4().hex}")
     assert other.uri.startswith("memory://") and other.options.default_ttl == 5
+    # Without the document given positionally, uri= names it, as in earlier versions.
+    assert Store.from_json_uri(uri=str(tmp_path / "s.json")).options.default_ttl == 5
+    with pytest.raises(InvalidOption, match="takes the URI of the document"):
+        Store.from_json_uri()
     yaml_store = Store.from_yaml_uri(f"file://{tmp_path}/s.yaml")
     yaml_store.put("none", None)
     assert not yaml_store.exists("none") and not target.exists()

@@ -620,20 +620,17 @@ class Store:
         return local_path(self, key)
 
     @classmethod
-    def from_json_uri(cls, document: str, /, **options: Any) -> Store:
+    def from_json_uri(cls, document: str | None = None, /, **options: Any) -> Store:
         """Open the store configured by the JSON document at the URI `document` (the store's
-        `uri` plus options; keyword `options` win, `uri=` too). Raises `InvalidOption` for a bad
-        document, `DoesNotExist` for none."""
-        from anystore.options import read_config
-
-        return get_store(**{**read_config(document, "json"), **options})
+        `uri` plus options; keyword `options` win, `uri=` too). Without `document`, `uri=` names
+        the document, as in earlier versions. Raises `InvalidOption` for a bad document or none
+        named, `DoesNotExist` for a missing one."""
+        return _from_document(document, "json", options)
 
     @classmethod
-    def from_yaml_uri(cls, document: str, /, **options: Any) -> Store:
+    def from_yaml_uri(cls, document: str | None = None, /, **options: Any) -> Store:
         """Like `from_json_uri`, for a YAML document (needs `anystore-core[yaml]`)."""
-        from anystore.options import read_config
-
-        return get_store(**{**read_config(document, "yaml"), **options})
+        return _from_document(document, "yaml", options)
 
     # -- many keys ---------------------------------------------------------------------------
 
@@ -766,6 +763,18 @@ def _refuse_option_typo(name: str) -> None:
     near = get_close_matches(name, sorted(OPTION_NAMES), n=1, cutoff=0.8)
     if near:
         raise InvalidOption(f"Store has no option {name!r}: did you mean store.{near[0]}?")
+
+
+def _from_document(
+    document: str | None, kind: Literal["json", "yaml"], options: dict[str, Any]
+) -> Store:
+    from anystore.options import read_config
+
+    if document is None:
+        document = options.pop("uri", None)  # from_json_uri(uri=...): the document, as before
+    if not isinstance(document, str):
+        raise InvalidOption(f"from_{kind}_uri takes the URI of the document, not {document!r}")
+    return get_store(**{**read_config(document, kind), **options})
 
 
 def _of_key(error: SerializationError, key: str) -> SerializationError:
