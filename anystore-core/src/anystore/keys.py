@@ -155,6 +155,21 @@ def relative_to(key: str, prefix: str) -> str:
     return key[len(prefix) + 1 :]
 
 
+def normalize_glob(glob: str) -> str:
+    """`glob` with its `.` segments dropped, as keys drop theirs.
+
+    Raises `InvalidKey` for what leaves the store, as a prefix would: a leading `/` or a `..`
+    segment (no key can match it, so it would silently match nothing).
+    """
+    segments = glob.split("/")
+    if glob.startswith("/") or ".." in segments:
+        raise InvalidKey(
+            f"Invalid glob {glob!r}: globs match keys, which are paths inside the store; write "
+            "it relative to the store (or to the prefix), without '..', such as '*.json'"
+        )
+    return "/".join(part for part in segments if part != ".") if "." in segments else glob
+
+
 def glob_literal_prefix(glob: str) -> str:
     """The leading segments of `glob` that hold no wildcard: a narrower place to start listing."""
     literal: list[str] = []
@@ -169,16 +184,8 @@ def glob_literal_prefix(glob: str) -> str:
 def compile_glob(glob: str) -> re.Pattern[str]:
     """Translate a key glob into a regex: `*` and `?` stay within a segment, `**` crosses them.
 
-    `[abc]` and `[!abc]` are character classes. Raises `InvalidKey` on an unclosed class, and
-    on what no key can match and a prefix would be refused for: a leading `/`, a `..` or `.`
-    segment (keys are relative and normalized, so such a glob would silently match nothing).
+    `[abc]` and `[!abc]` are character classes. Raises `InvalidKey` on an unclosed class.
     """
-    segments = glob.split("/")
-    if glob.startswith("/") or any(part in ("..", ".") for part in segments):
-        raise InvalidKey(
-            f"Invalid glob {glob!r}: globs match keys, which are relative paths without '.' or "
-            "'..' segments; write it relative to the store (or to the prefix), such as '*.json'"
-        )
     out: list[str] = []
     i, n = 0, len(glob)
     while i < n:

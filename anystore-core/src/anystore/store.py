@@ -35,6 +35,7 @@ from anystore.keys import (
     is_under,
     join,
     limited_key,
+    normalize_glob,
     normalize_key,
     normalize_prefix,
     relative_to,
@@ -647,6 +648,7 @@ class Store:
         """
         base = normalize_prefix(prefix)
         excluded = normalize_prefix(exclude_prefix) if exclude_prefix else ""
+        glob = normalize_glob(glob) if glob else glob
         pattern = compile_glob(glob) if glob else None
         start = join(base, glob_literal_prefix(glob)) if glob else base
 
