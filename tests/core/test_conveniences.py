@@ -120,7 +120,16 @@ def test_a_misspelt_option_attribute_is_refused(name: str, says: str) -> None:
         setattr(store, name, 60)
     assert not hasattr(store, name)
     store.note = "mine"  # type: ignore[attr-defined]  # other attributes stay the user's
-    assert store.note == "mine"  # type: ignore[attr-defined]
+    store.mode = "fast"  # type: ignore[attr-defined]  # not a near miss of "model"
+    assert (store.note, store.mode) == ("mine", "fast")  # type: ignore[attr-defined]
+
+    class Mine(Store):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.ttl = 5  # a subclass's own attribute, even an option's alias
+
+    mine = Mine(store.backend, store.uri)
+    assert mine.ttl == 5
 
 
 @pytest.mark.parametrize("model", [dict, User(name="x"), "User", 3])

@@ -130,8 +130,14 @@ class Store:
 
     def __setattr__(self, name: str, value: Any) -> None:
         # `store.ttl = 60` (get_store's keyword) or `store.serialisation_mode = ...` would set
-        # a plain attribute that nothing reads: the store would go on as before, silently.
-        if name not in OPTION_NAMES and not name.startswith("_") and name not in _STORE_FIELDS:
+        # a plain attribute that nothing reads: the store would go on as before, silently. A
+        # subclass's own attributes are its business (`self.mode` in a LoggingStore).
+        if (
+            type(self) is Store
+            and name not in OPTION_NAMES
+            and name not in _STORE_FIELDS
+            and not name.startswith("_")
+        ):
             _refuse_option_typo(name)
         object.__setattr__(self, name, value)
 
@@ -762,7 +768,8 @@ def _refuse_option_typo(name: str) -> None:
         )
     from difflib import get_close_matches
 
-    near = get_close_matches(name, sorted(OPTION_NAMES), n=1, cutoff=0.8)
+    # 0.9: one letter off a long name (`serialisation_mode`, `default_tll`), not `mode`.
+    near = get_close_matches(name, sorted(OPTION_NAMES), n=1, cutoff=0.9)
     if near:
         raise InvalidOption(f"Store has no option {name!r}: did you mean store.{near[0]}?")
 
