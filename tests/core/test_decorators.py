@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,23 @@ def test_model_entry_that_no_longer_validates_is_recomputed(tmp_path: Path, vari
     assert make(1) == Item(name="1") and calls == [1]
     assert store.get("item/1", model=Item) == Item(name="1")  # overwritten
     assert make(1) == Item(name="1") and calls == [1]  # and read from now on
+
+
+def test_a_function_returning_none_caches_with_a_model() -> None:
+    # None is stored as JSON null, which no model validates: every call raised before.
+    class Thing(BaseModel):
+        name: str
+
+    store = get_store(f"memory://{uuid.uuid4().hex}")
+    calls: list[int] = []
+
+    @anycache(store=store, model=Thing)
+    def find(x: int) -> Thing | None:
+        calls.append(x)
+        return None if x < 0 else Thing(name=str(x))
+
+    assert find(-1) is None and find(-1) is None
+    assert find(2) == Thing(name="2") and find(2) == Thing(name="2")
+    assert calls == [-1, 2]
+    store.put("null", None)
+    assert store.get("null", model=Thing) is None

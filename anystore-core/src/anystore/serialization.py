@@ -185,8 +185,22 @@ def decode(
     raise AssertionError(mode)
 
 
+# Models `_validate` has checked once (the check is most of a cached read's cost otherwise).
+_CHECKED_MODELS: set[type] = set()
+
+
 def _validate(model: type, data: Any) -> Any:
-    check_model(model)
+    try:
+        known = model in _CHECKED_MODELS
+    except TypeError:  # unhashable: a model instance, say; check_model says what is wrong
+        known = False
+    if not known:
+        check_model(model)
+        _CHECKED_MODELS.add(model)
+    # None is stored as JSON null (store_none_values): it comes back as None, model or not, so
+    # that a function returning `M | None` can be cached with model=M.
+    if data is None or (isinstance(data, (bytes, str)) and data.strip() in (b"null", "null")):
+        return None
     from pydantic import ValidationError
 
     try:
