@@ -288,16 +288,19 @@ class ChunkRows:
         return self._blobs and self.direct()
 
     def __call__(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
-        if self.binary and self.direct():
-            return self._binary(connection, self.sql, params)
-        return list(connection.execute(self.statement, params))
+        return self._rows(connection, self.statement, self.sql, params)
 
     def all(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
         """The `(data,)` rows of every chunk of one version (`ChunkStatements.all_chunks`), in
         order: what a whole-value read (`get`, `pop`) joins."""
+        return self._rows(connection, self.all_statement, self.all_sql, params)
+
+    def _rows(
+        self, connection: Connection, statement: Any, sql: str, params: dict[str, Any]
+    ) -> list[Any]:
         if self.binary and self.direct():
-            return self._binary(connection, self.all_sql, params)
-        return list(connection.execute(self.all_statement, params))
+            return self._binary(connection, sql, params)
+        return list(connection.execute(statement, params))
 
     def rowids(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
         """The `(seq, rowid)` rows of the chunk rows `chunk_rows` would select (SQLite)."""
