@@ -195,6 +195,7 @@ def test_bad_factories_are_plugin_errors(
         ("s3://bucket/x", "anystore-s3"),
         ("postgresql+psycopg://u:secret@h/db", "anystore-sql[postgresql]"),
         ("mariadb://u@h/db", "anystore-sql[mysql]"),
+        ("postgresql+psycopg2://u@h/db", 'anystore-sql"'),  # [postgresql] is psycopg 3
         ("sqlite:///x.db", "anystore-sql"),
     ],
 )

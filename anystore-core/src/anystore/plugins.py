@@ -380,7 +380,10 @@ def find_backend(uri: str) -> Registration:
             "from that variable to use it"
         )
     if base in KNOWN_DISTRIBUTIONS:
-        extra = KNOWN_EXTRAS.get(base, "")
+        driver = scheme.partition("+")[2]
+        # The extra installs the default driver only (psycopg 3, PyMySQL): with another one
+        # named, the plugin says which package it needs once it is installed.
+        extra = KNOWN_EXTRAS.get(base, "") if driver in ("", "psycopg", "pymysql") else ""
         raise BackendNotFound(
             f'No backend for {scheme}:// is installed: pip install "{KNOWN_DISTRIBUTIONS[base]}'
             f'{extra}" (until it is on PyPI, from a clone of the repository: pip install '
