@@ -93,7 +93,7 @@ def drop_table(uri: str, table: str) -> None:
     """Remove the benchmark's table from a shared database."""
     from sqlalchemy import create_engine, text
 
-    from anystore_sql.engines import parse_uri
+    from anystore_sql.urls import parse_uri
 
     engine = create_engine(parse_uri(uri)[0])
     with engine.begin() as connection:

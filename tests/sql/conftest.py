@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from anystore_sql.engines import parse_uri
 from anystore_sql.schema import chunk_table_name
+from anystore_sql.urls import parse_uri
 from tests.services import require_port
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

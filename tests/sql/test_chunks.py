@@ -295,7 +295,7 @@ def _legacy_table(name: str) -> Table:
 def test_a_table_of_the_old_schema_keeps_working(database: str) -> None:
     from sqlalchemy import create_engine
 
-    from anystore_sql.engines import parse_uri
+    from anystore_sql.urls import parse_uri
 
     url, name, _ = parse_uri(database)
     if url.startswith("sqlite://") and not url.startswith("sqlite:///"):

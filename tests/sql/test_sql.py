@@ -21,7 +21,7 @@ from anystore.exceptions import (
 )
 from anystore.store import Store
 from anystore.testing import StoreTests
-from anystore_sql.engines import parse_uri
+from anystore_sql.urls import parse_uri
 from tests.locks import (
     assert_anycache_computes_once_across_processes,
     assert_crashed_holder_lapses,

@@ -29,12 +29,13 @@ from anystore.keys import lock_name
 from anystore.settings import load_settings
 from anystore_sql import statements
 from anystore_sql.chunks import ChunkRows, ChunkStatements, read_all
-from anystore_sql.engines import acquire, parse_uri, release
+from anystore_sql.engines import acquire, release
 from anystore_sql.fastpath import FastPath, Statement
 from anystore_sql.schema import CHUNK_BYTES, INLINE_MAX, KEY_LIMITS, ensure_tables, make_tables
 from anystore_sql.sessions import Sessions
 from anystore_sql.settings import SqlSettings
 from anystore_sql.streams import Streams
+from anystore_sql.urls import parse_uri
 from anystore_sql.watchdog import Deadline
 
 T = TypeVar("T")
