@@ -352,3 +352,8 @@ def test_paths_with_colons_that_name_no_scheme_stay_paths(
     store = get_store(path)
     store.put("k", 1)
     assert (tmp_path / path / "k").exists()
+
+
+def test_a_layer_in_capitals_says_layers_are_lowercase() -> None:
+    with pytest.raises(BackendNotFound, match=r"GZIP:: is not a layer, gzip:: is"):
+        get_store("GZIP::memory://x")

@@ -391,6 +391,13 @@ def find_backend(uri: str) -> Registration:
         )
     if "*" in schemes and _fsspec_knows(base):
         return schemes["*"]
+    first = uri.partition("::")[0]
+    if "::" in uri and first.lower() in _registry.layers:
+        # `GZIP::memory://x`: only lowercase names are layers, so this read as one odd scheme.
+        raise BackendNotFound(
+            f"{first}:: is not a layer, {first.lower()}:: is: layer names are lowercase "
+            f"(installed layers: {', '.join(f'{name}::' for name in sorted(_registry.layers))})"
+        )
     broken = [info for info in _registry.plugins.values() if info.error]
     note = "".join(f"; {_describe(info)} failed to load: {info.error}" for info in broken)
     raise BackendNotFound(f"No backend serves {scheme}:// (installed schemes: {served}){note}")
