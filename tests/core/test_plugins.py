@@ -357,3 +357,18 @@ def test_paths_with_colons_that_name_no_scheme_stay_paths(
 def test_a_layer_in_capitals_says_layers_are_lowercase() -> None:
     with pytest.raises(BackendNotFound, match=r"GZIP:: is not a layer, gzip:: is"):
         get_store("GZIP::memory://x")
+
+
+def test_smart_functions_refuse_mistyped_uris_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anystore.smart import smart_read, smart_write
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidOption, match="write s3://data.json"):
+        smart_write("s3:data.json", b"x")  # it wrote the local file ./s3:data.json
+    with pytest.raises(InvalidOption, match="data: URL"):
+        smart_read("data:text/plain;base64,aGk=")  # it read a local file of that name
+    assert list(tmp_path.iterdir()) == []
+    smart_write(tmp_path / "trail " / "v.txt", b"y")  # a Path stays a path
+    assert smart_read(tmp_path / "trail " / "v.txt") == b"y"

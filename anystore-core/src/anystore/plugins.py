@@ -408,7 +408,8 @@ _SCHEME_TYPO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
 # Schemes whose URI is a path after `//`: `sqlite:///relative.db`, `sqlite:////abs.db`,
 # `unix:///run/redis.sock`, `file:///abs`.
 _PATH_SCHEMES = frozenset({"sqlite", "unix", "file", "local"})
-# fsspec protocols whose own URIs have no `//` (`data:text/plain;base64,...`).
+# fsspec protocols whose own URIs have no `//` (`data:text/plain;base64,...`): such a URL is
+# refused, any other name that starts so (`data:2024`) is a path.
 _COLON_ONLY = frozenset({"data"})
 
 
@@ -430,6 +431,11 @@ def check_mistyped_uri(uri: str) -> None:
     scheme = match.group(1).lower()
     base = scheme.partition("+")[0]
     if base in _COLON_ONLY:
+        if "," in uri:  # `data:[<type>][;base64],<data>` (RFC 2397): not a folder's name
+            raise InvalidOption(
+                f"{uri[:40]!r}... is a data: URL, which holds its value in itself: anystore has "
+                f"no store for it. For a local folder of that name, write ./{uri[:40]}..."
+            )
         return
     if base in _registry.schemes or base in KNOWN_DISTRIBUTIONS or _fsspec_knows(base):
         raise InvalidOption(

@@ -50,20 +50,38 @@ def split_uri(uri: str | os.PathLike[str]) -> tuple[str, str]:
     for a URI that names no value.
     """
     from anystore.backend import Backend
-    from anystore.plugins import find_backend, load_plugins, split_layers, uri_scheme
+    from anystore.plugins import (
+        check_mistyped_uri,
+        find_backend,
+        load_plugins,
+        split_layers,
+        uri_scheme,
+    )
 
+    typed = isinstance(uri, str)  # a pathlib.Path is a path, never a typo
     uri = os.fspath(uri)
     names, inner = split_layers(uri)
+    load_plugins()
+    if typed:
+        check_mistyped_uri(inner)
     layers = "".join(f"{name}::" for name in names)
     if "://" in inner and uri_scheme(inner) in ("file", "local"):
         from urllib.parse import unquote
 
         inner = unquote(inner.partition("://")[2])
-    load_plugins()
     factory = find_backend(inner).load()
     splitter = getattr(factory, "split_uri", Backend.split_uri)
     store_uri, key = splitter(inner)
     return layers + store_uri, key
+
+
+def _as_given(uri: str | os.PathLike[str], store_uri: str) -> str | os.PathLike[str]:
+    """The store URI `split_uri` gave, as a Path when the value's URI was one (never a typo)."""
+    if isinstance(uri, str):
+        return store_uri
+    from pathlib import Path
+
+    return Path(store_uri)
 
 
 def _check_mode(mode: str) -> None:
@@ -141,7 +159,7 @@ def smart_open(
     store_uri, key = split_uri(uri)
     if mode in ("wb", "w") and store_uri.partition("://")[0].lower() in READ_ONLY_SCHEMES:
         raise ReadOnly(f"Cannot write {os.fspath(uri)}: web servers are read-only for anystore")
-    store = get_store(store_uri, **options)
+    store = get_store(_as_given(uri, store_uri), **options)
     try:
         with store.open(key, mode, compression=compression) as handle:  # type: ignore[call-overload]
             yield handle
@@ -453,7 +471,7 @@ def get_virtual_path(uri: str | os.PathLike[str], **options: Any) -> Iterator[st
     from anystore.store import get_store
 
     store_uri, key = split_uri(uri)
-    store = get_store(store_uri, **options)
+    store = get_store(_as_given(uri, store_uri), **options)
     try:
         with local_path(store, key) as path:
             yield path
