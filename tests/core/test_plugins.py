@@ -365,7 +365,7 @@ def test_smart_functions_refuse_mistyped_uris_too(
     from anystore.smart import smart_read, smart_write
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InvalidOption, match="write s3://data.json"):
+    with pytest.raises(InvalidOption, match=r"write s3://data\.json"):
         smart_write("s3:data.json", b"x")  # it wrote the local file ./s3:data.json
     with pytest.raises(InvalidOption, match="data: URL"):
         smart_read("data:text/plain;base64,aGk=")  # it read a local file of that name
