@@ -345,6 +345,21 @@ def test_a_deleted_root_is_found_again(tmp_path: Path):
     assert sorted(store.iterate_keys()) == ["b", "c"]
 
 
+@pytest.mark.parametrize("key", ["top", "in/a/folder"])
+def test_a_write_right_after_the_root_was_deleted_makes_it_again(tmp_path: Path, key: str):
+    # The first write after the delete raised ConcurrentModification ("concurrent deletes
+    # removed its folder 50 times"), until some read happened to notice.
+    store = get_store(str(tmp_path / "root"))
+    store.put("a", 1)
+    shutil.rmtree(tmp_path / "root")
+    store.put(key, 2)
+    assert (tmp_path / "root" / key).read_text() == "2"
+    shutil.rmtree(tmp_path / "root")
+    with store.open(key, "wb") as handle:
+        handle.write(b"3")
+    assert sorted(store.iterate_keys()) == [key]
+
+
 # -- writers racing deletes that prune folders (issue 10, F6) ----------------------------------
 
 

@@ -287,6 +287,11 @@ class Root:
                 self._fd = None
         return True
 
+    def removed(self) -> bool:
+        """After a write found no folder: tell whether the root folder itself was removed, in
+        which case the next use makes it again at its path (see `_root_replaced`)."""
+        return self._root_replaced()
+
     def close(self) -> None:
         """Release the root's descriptors (opened again on the next use)."""
         with self._lock:

@@ -611,6 +611,7 @@ class LocalBackend(Backend):
                 with errors:
                     folder = self._root.make_folder(head)
             except Vanished:
+                self._root.removed()  # the root folder itself, deleted: made again next time
                 continue
             temp = sidecar.temp_name()
             try:
@@ -618,6 +619,7 @@ class LocalBackend(Backend):
                     return folder, temp, folder.open(temp, _OPEN_NEW, 0o666)
             except FileNotFoundError:
                 folder.close()  # pruned under us
+                self._root.removed()
             except BaseException:
                 folder.close()
                 raise
