@@ -156,10 +156,11 @@ def relative_to(key: str, prefix: str) -> str:
 
 
 def normalize_glob(glob: str) -> str:
-    """`glob` with its `.` segments dropped, as keys drop theirs.
+    """`glob` with its `.` and empty segments dropped, as keys drop theirs (`./a//*/` is `a/*`).
 
-    Raises `InvalidKey` for what leaves the store, as a prefix would: a leading `/` or a `..`
-    segment (no key can match it, so it would silently match nothing).
+    Raises `InvalidKey` for what leaves the store, as a prefix would (a leading `/`, a `..`
+    segment: no key could match, so it would silently match nothing), and for a glob that is
+    left empty (`.`), which would otherwise match every key.
     """
     segments = glob.split("/")
     if glob.startswith("/") or ".." in segments:
@@ -167,7 +168,10 @@ def normalize_glob(glob: str) -> str:
             f"Invalid glob {glob!r}: globs match keys, which are paths inside the store; write "
             "it relative to the store (or to the prefix), without '..', such as '*.json'"
         )
-    return "/".join(part for part in segments if part != ".") if "." in segments else glob
+    kept = [part for part in segments if part not in ("", ".")]
+    if not kept:
+        raise InvalidKey(f"Invalid glob {glob!r}: it names no key; '**' matches every key")
+    return "/".join(kept) if len(kept) != len(segments) else glob
 
 
 def glob_literal_prefix(glob: str) -> str:
