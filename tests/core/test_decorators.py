@@ -257,3 +257,12 @@ def test_a_function_returning_none_caches_with_a_model() -> None:
     assert calls == [-1, 2]
     store.put("null", None)
     assert store.get("null", model=Thing) is None
+
+
+def test_a_model_that_takes_null_gets_it() -> None:
+    from pydantic import RootModel
+
+    store = get_store(f"memory://{uuid.uuid4().hex}")
+    store.put("n", None)
+    maybe = RootModel[int | None]
+    assert store.get("n", model=maybe) == maybe(None)  # validated, not replaced by None

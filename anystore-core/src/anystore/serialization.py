@@ -7,6 +7,7 @@ so `pickle` must be chosen explicitly, on write and on read.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -185,8 +186,9 @@ def decode(
     raise AssertionError(mode)
 
 
-# Models `_validate` has checked once (the check is most of a cached read's cost otherwise).
-_CHECKED_MODELS: set[type] = set()
+# Models `_validate` has checked once (the check is most of a cached read's cost otherwise);
+# weak, so that models made at run time (pydantic.create_model) can still go.
+_CHECKED_MODELS: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def _validate(model: type, data: Any) -> Any:
@@ -197,10 +199,6 @@ def _validate(model: type, data: Any) -> Any:
     if not known:
         check_model(model)
         _CHECKED_MODELS.add(model)
-    # None is stored as JSON null (store_none_values): it comes back as None, model or not, so
-    # that a function returning `M | None` can be cached with model=M.
-    if data is None or (isinstance(data, (bytes, str)) and data.strip() in (b"null", "null")):
-        return None
     from pydantic import ValidationError
 
     try:
@@ -208,6 +206,17 @@ def _validate(model: type, data: Any) -> Any:
             return model.model_validate_json(data)  # type: ignore[attr-defined]
         return model.model_validate(data)  # type: ignore[attr-defined]
     except ValidationError as error:
+        if _is_null(data):
+            # None is stored as JSON null (store_none_values); a model that does not take it
+            # reads it back as None, so that a function returning `M | None` can be cached.
+            return None
         raise SerializationError(
             f"Stored value does not validate as {model.__name__}: {error}"
         ) from None
+
+
+def _is_null(data: Any) -> bool:
+    """Whether stored `data` is JSON null (what `None` is stored as), or None itself."""
+    if data is None:
+        return True
+    return isinstance(data, bytes) and len(data) <= 16 and data.strip() == b"null"
