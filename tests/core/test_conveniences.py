@@ -221,6 +221,7 @@ def test_from_json_and_yaml_uri(tmp_path: Path) -> None:
     assert other.uri.startswith("memory://") and other.options.default_ttl == 5
     # Without the document given positionally, uri= names it, as in earlier versions.
     assert Store.from_json_uri(uri=str(tmp_path / "s.json")).options.default_ttl == 5
+    assert Store.from_json_uri(tmp_path / "s.json").options.default_ttl == 5  # a Path too
     with pytest.raises(InvalidOption, match="takes the URI of the document"):
         Store.from_json_uri()
     yaml_store = Store.from_yaml_uri(f"file://{tmp_path}/s.yaml")

@@ -627,7 +627,9 @@ class Store:
         return local_path(self, key)
 
     @classmethod
-    def from_json_uri(cls, document: str | None = None, /, **options: Any) -> Store:
+    def from_json_uri(
+        cls, document: str | os.PathLike[str] | None = None, /, **options: Any
+    ) -> Store:
         """Open the store configured by the JSON document at the URI `document` (the store's
         `uri` plus options; keyword `options` win, `uri=` too). Without `document`, `uri=` names
         the document, as in earlier versions. Raises `InvalidOption` for a bad document or none
@@ -635,7 +637,9 @@ class Store:
         return _from_document(document, "json", options)
 
     @classmethod
-    def from_yaml_uri(cls, document: str | None = None, /, **options: Any) -> Store:
+    def from_yaml_uri(
+        cls, document: str | os.PathLike[str] | None = None, /, **options: Any
+    ) -> Store:
         """Like `from_json_uri`, for a YAML document (needs `anystore-core[yaml]`)."""
         return _from_document(document, "yaml", options)
 
@@ -775,12 +779,14 @@ def _refuse_option_typo(name: str) -> None:
 
 
 def _from_document(
-    document: str | None, kind: Literal["json", "yaml"], options: dict[str, Any]
+    document: str | os.PathLike[str] | None, kind: Literal["json", "yaml"], options: dict[str, Any]
 ) -> Store:
     from anystore.options import read_config
 
     if document is None:
         document = options.pop("uri", None)  # from_json_uri(uri=...): the document, as before
+    if isinstance(document, os.PathLike):
+        document = os.fspath(document)
     if not isinstance(document, str):
         raise InvalidOption(f"from_{kind}_uri takes the URI of the document, not {document!r}")
     return get_store(**{**read_config(document, kind), **options})
