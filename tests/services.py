@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -26,26 +27,49 @@ def require_port(host: str, port: int, what: str) -> None:
     pytest.skip(message)
 
 
-def stop_processes(pids: list[int], timeout: float = 30.0) -> None:
-    """SIGSTOP `pids` and return once every thread of each is stopped.
+def stop_processes(list_pids: Callable[[], list[int]], timeout: float = 30.0) -> None:
+    """SIGSTOP the processes `list_pids()` names (the server's main process first, then its
+    children) and return once every thread of each is stopped.
 
     A process stops only as each of its threads next runs: on a loaded machine a request sent
     right after the kill could still be answered (measured: none of a private mariadbd's 14
-    threads stopped at once, all within 20 ms), and a stall test would see no stall.
+    threads stopped at once, all within 20 ms), and a stall test would see no stall. The pids
+    are listed again until no new one appears (a child forked meanwhile). A main process that is
+    gone or a zombie fails the test: a dead server must not pass for a stalled one.
     """
     import signal
     import time
 
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            continue  # a child that exited (a PostgreSQL backend of a closed connection)
     deadline = time.monotonic() + timeout
-    while any(_running_threads(pid) for pid in pids):
+    stopped: set[int] = set()
+    while True:
+        pids = list_pids()
+        main = pids[0]
+        if _state(main) in (None, "Z", "X"):
+            pytest.fail(f"the server (pid {main}) has exited: it cannot be stalled")
+        fresh = [pid for pid in pids if pid not in stopped]
+        if not fresh:
+            break
+        for pid in fresh:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue  # a child that exited (a PostgreSQL backend of a closed connection)
+        stopped.update(fresh)
+    while any(_running_threads(pid) for pid in stopped):
         if time.monotonic() > deadline:
-            pytest.fail(f"processes {pids} did not stop within {timeout} s of SIGSTOP")
+            pytest.fail(f"processes {sorted(stopped)} did not stop within {timeout} s of SIGSTOP")
         time.sleep(0.005)
+
+
+def _state(pid: int, task: int | None = None) -> str | None:
+    """The state letter of a process (or one of its threads); None once it is gone."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    try:
+        with open(path) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def _running_threads(pid: int) -> int:
@@ -54,15 +78,8 @@ def _running_threads(pid: int) -> int:
         tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return 0
-    running = 0
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as stat:
-                state = stat.read().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        running += state not in ("T", "t", "Z", "X")
-    return running
+    states = (_state(pid, int(task)) for task in tasks)
+    return sum(state not in (None, "T", "t", "Z", "X") for state in states)
 
 
 # Private servers listen below the kernel's ephemeral range (32768-60999 here), so that no

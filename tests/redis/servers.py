@@ -37,7 +37,7 @@ class PrivateRedis:
     def stall(self) -> None:
         """SIGSTOP the server (and wait until it is stopped): it keeps accepting TCP connections
         but answers nothing."""
-        stop_processes([self.process.pid])
+        stop_processes(lambda: [self.process.pid])
 
     def resume(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)

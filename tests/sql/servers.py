@@ -63,7 +63,7 @@ class PrivateServer:
     def stall(self) -> None:
         """SIGSTOP the server's processes, and wait until they are stopped: the kernel keeps
         accepting, nothing answers."""
-        stop_processes(self._pids())
+        stop_processes(self._pids)
 
     def resume(self) -> None:
         self._signal(signal.SIGCONT)
